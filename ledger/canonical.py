@@ -1,0 +1,109 @@
+"""Canonical JSON (RFC 8785) for the values a ledger record holds.
+
+Records hold objects, arrays, strings, integers and null only. Floats are refused: a tonne or
+a price is never fractional, and a float would make the bytes, and so the hash, depend on how a
+language prints numbers. Integers must lie within +/-(2**53 - 1) so that every JSON reader,
+JavaScript's included, reads the same number back (I-JSON, RFC 7493).
+
+With those limits RFC 8785 reduces to: keys sorted by their UTF-16 code units, no whitespace,
+strings escaped as ECMAScript's JSON.stringify escapes them, UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import CanonicalFormError
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_SHORT_ESCAPES = {
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def _string(value: str) -> str:
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif code < 0x20:
+            out.append(f"\\u{code:04x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise CanonicalFormError("a string holds a lone surrogate")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if value is None:
+        out.append("null")
+    elif isinstance(value, bool):
+        out.append("true" if value else "false")
+    elif isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise CanonicalFormError(f"integer {value} is outside the I-JSON safe range")
+        out.append(str(value))
+    elif isinstance(value, str):
+        out.append(_string(value))
+    elif isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise CanonicalFormError("object keys must be strings")
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=_utf16_key)):
+            if i:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _write(value[key], out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        raise CanonicalFormError(f"{type(value).__name__} values are not allowed in a record")
+
+
+def dumps(value: Any) -> bytes:
+    """Return the canonical UTF-8 bytes of ``value``."""
+    out: list[str] = []
+    _write(value, out)
+    return "".join(out).encode("utf-8")
+
+
+def _no_floats(text: str) -> Any:
+    raise CanonicalFormError(f"a record may not hold the number {text}")
+
+
+def loads(data: bytes) -> Any:
+    """Parse record bytes, refusing anything that is not already in canonical form.
+
+    A record whose bytes differ from the canonical encoding of what they hold could be
+    re-encoded into other bytes with another hash, so it is rejected outright.
+    """
+    try:
+        value = json.loads(data.decode("utf-8"), parse_float=_no_floats, parse_constant=_no_floats)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CanonicalFormError(f"not valid JSON: {exc}") from None
+    if dumps(value) != data:
+        raise CanonicalFormError("the bytes are not in canonical form")
+    return value

@@ -1,0 +1,387 @@
+"""Replay the journal from seq 1 into a fresh in-memory state, checking every rule.
+
+Pure: no database, no SQLAlchemy, so the offline verifier and ``verify`` over a database run
+the very same checks. Each ``apply`` either accepts one entry or raises the ``LedgerError``
+naming what is wrong with it; :class:`Replay` never half-applies an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import canonical
+from .errors import (
+    ChainError,
+    CoverageError,
+    DoubleSpendError,
+    DuplicateOriginError,
+    FinalStateError,
+    LedgerError,
+    NotHolderError,
+    OverlapError,
+    ReplayMismatchError,
+)
+from .rules import (
+    RECORD_VERSION,
+    ZERO_HASH,
+    BlockRange,
+    check_movable,
+    parse_date,
+    plan_spend,
+    validate_country,
+    validate_hash,
+    validate_purpose,
+    validate_period,
+    validate_quantity,
+    validate_range,
+    validate_text,
+    validate_time,
+)
+
+RECORD_KEYS = {"v", "seq", "kind", "time", "prev", "data"}
+
+
+@dataclass(frozen=True)
+class ReplayedBlock:
+    """A block as the replay rebuilds it, with the entries that created and spent it."""
+
+    range: BlockRange
+    created_by: int
+    spent_by: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplayedBatch:
+    id: int
+    project: str
+    project_name: str
+    country: str
+    scheme: str
+    first: int
+    last: int
+    vintage_start: str
+    vintage_end: str
+    origin: str | None
+    buffer_account: int | None
+    buffer_quantity: int
+    issued_by: int
+
+
+@dataclass
+class Totals:
+    """Tonnes per project (or batch) by what became of them."""
+
+    issued: int = 0
+    tradable: int = 0
+    retired: int = 0
+    cancelled: int = 0
+    buffer: int = 0
+
+
+@dataclass
+class Replay:
+    """The state rebuilt from the journal so far."""
+
+    seq: int = 0
+    head: str = ZERO_HASH
+    next_block: int = 1
+    next_batch: int = 1
+    blocks: dict[int, ReplayedBlock] = field(default_factory=dict)
+    batches: dict[int, ReplayedBatch] = field(default_factory=dict)
+    origins: set[str] = field(default_factory=set)
+    buffer_accounts: set[int] = field(default_factory=set)
+    retirements: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
+        """Check and apply one entry; return its parsed record.
+
+        Checks, in order: the seq follows on, the stated hash is the SHA-256 of the record,
+        the record is canonical JSON of the expected shape, it names this seq and the
+        previous entry's hash, and its operation obeys every rule against the state so far.
+        """
+        if seq != self.seq + 1:
+            raise ChainError(f"expected seq {self.seq + 1}, found {seq} (a gap or a duplicate)")
+        digest = hashlib.sha256(record).hexdigest()
+        if digest != stated_hash:
+            raise ChainError(f"the entry hash {stated_hash[:16]}... is not the SHA-256 of its record")
+        parsed = canonical.loads(record)
+        if not isinstance(parsed, dict) or set(parsed) != RECORD_KEYS:
+            raise ChainError("the record does not have the fields v, seq, kind, time, prev, data")
+        if parsed["v"] != RECORD_VERSION:
+            raise ChainError(f"unknown record version {parsed['v']!r}")
+        if parsed["seq"] != seq:
+            raise ChainError(f"the record says seq {parsed['seq']!r}, its position is {seq}")
+        if parsed["prev"] != self.head:
+            raise ChainError("the record's previous hash is not the hash of the entry before it")
+        validate_time(parsed["time"])
+        data = parsed["data"]
+        if not isinstance(data, dict):
+            raise ChainError("the record's data is not an object")
+        handler = {
+            "issue": self._issue,
+            "transfer": self._transfer,
+            "retire": self._retire,
+            "cancel": self._cancel,
+        }.get(parsed["kind"])
+        if handler is None:
+            raise ChainError(f"unknown entry kind {parsed['kind']!r}")
+        try:
+            handler(seq, data)
+        except (KeyError, TypeError) as exc:
+            raise ChainError(f"malformed {parsed['kind']} data: {exc!r}") from None
+        self.seq = seq
+        self.head = digest
+        return parsed
+
+    # -- operations ---------------------------------------------------------------------
+
+    def _check_created(self, created: Any, expected: list[BlockRange]) -> list[BlockRange]:
+        if not isinstance(created, list):
+            raise ChainError("created must be a list of blocks")
+        actual = [_block_from_record(item) for item in created]
+        if actual != expected:
+            raise ReplayMismatchError(
+                "the blocks the entry created are not the ones its operation yields: "
+                f"recorded {[_short(b) for b in actual]}, expected {[_short(b) for b in expected]}"
+            )
+        return actual
+
+    def _commit_blocks(self, seq: int, spent: list[int], created: list[BlockRange]) -> None:
+        for block_id in spent:
+            self.blocks[block_id] = replace(self.blocks[block_id], spent_by=seq)
+        for block in created:
+            self.blocks[block.id] = ReplayedBlock(block, created_by=seq)
+        self.next_block += len(created)
+
+    def _issue(self, seq: int, data: dict[str, Any]) -> None:
+        _keys(data, {"batch", "account", "buffer", "created"})
+        batch = data["batch"]
+        _keys(batch, {"id", "project", "vintage_start", "vintage_end", "issued", "first", "last",
+                      "origin", "serial"})
+        project = batch["project"]
+        _keys(project, {"id", "registry", "registry_id", "name", "country"})
+        if batch["id"] != self.next_batch:
+            raise ChainError(f"batch id {batch['id']!r} should be {self.next_batch}")
+        first, last = validate_range(batch["first"], batch["last"])
+        start = parse_date(batch["vintage_start"], "vintage start")
+        end = parse_date(batch["vintage_end"], "vintage end")
+        validate_period(start, end)
+        parse_date(batch["issued"], "issuance date")
+        validate_country(project["country"])
+        scheme = batch["serial"]["scheme"]
+        if scheme not in ("verra", "native"):
+            raise ChainError(f"unknown serial scheme {scheme!r}")
+        origin = batch["origin"]
+        if origin is not None:
+            validate_text(origin, "origin", required=True)
+            if origin in self.origins:
+                raise DuplicateOriginError(f"origin {origin!r} was already issued")
+        for other in self.batches.values():
+            if other.scheme == scheme and other.first <= last and first <= other.last:
+                raise OverlapError(
+                    f"serials [{first}, {last}] overlap batch {other.id} [{other.first}, {other.last}]"
+                )
+        account = _int(data["account"], "account")
+        total = last - first + 1
+        buffer = data["buffer"]
+        buffer_account: int | None = None
+        buffer_quantity = 0
+        if buffer is not None:
+            _keys(buffer, {"account", "quantity"})
+            buffer_account = _int(buffer["account"], "buffer account")
+            buffer_quantity = validate_quantity(buffer["quantity"])
+            if buffer_quantity >= total or buffer_account == account:
+                raise ChainError("the buffer share must be smaller than the batch, in its own account")
+        expected = issue_blocks(
+            batch=batch["id"], first=first, last=last, account=account,
+            buffer_account=buffer_account, buffer_quantity=buffer_quantity,
+            next_id=self.next_block,
+        )
+        created = self._check_created(data["created"], expected)
+        self.batches[batch["id"]] = ReplayedBatch(
+            id=batch["id"],
+            project=f"{project['registry']}-{project['registry_id']}",
+            project_name=project["name"],
+            country=project["country"],
+            scheme=scheme,
+            first=first,
+            last=last,
+            vintage_start=batch["vintage_start"],
+            vintage_end=batch["vintage_end"],
+            origin=origin,
+            buffer_account=buffer_account,
+            buffer_quantity=buffer_quantity,
+            issued_by=seq,
+        )
+        if origin is not None:
+            self.origins.add(origin)
+        if buffer_account is not None:
+            self.buffer_accounts.add(buffer_account)
+        self.next_batch += 1
+        self._commit_blocks(seq, [], created)
+
+    def _spend(self, seq: int, data: dict[str, Any], holder: int, to_account: int,
+               to_state: str) -> None:
+        quantity = validate_quantity(data["quantity"])
+        spent = data["spent"]
+        if not isinstance(spent, list) or len(set(spent)) != len(spent):
+            raise ChainError("spent must be a list of distinct block ids")
+        inputs: list[BlockRange] = []
+        for block_id in spent:
+            block = self.blocks.get(block_id)
+            if block is None:
+                raise ChainError(f"block {block_id!r} does not exist")
+            if block.spent_by is not None:
+                raise DoubleSpendError(f"block {block_id} was already spent by seq {block.spent_by}")
+            if block.range.state != "tradable":
+                raise FinalStateError(f"block {block_id} is {block.range.state} and can never move")
+            if block.range.account != holder:
+                raise NotHolderError(f"block {block_id} is held by account {block.range.account}, "
+                                     f"not {holder}")
+            inputs.append(block.range)
+        expected = plan_spend(inputs, quantity, holder=holder, to_account=to_account,
+                              to_state=to_state, next_id=self.next_block)
+        created = self._check_created(data["created"], expected)
+        self._commit_blocks(seq, spent, created)
+
+    def _holder(self, data: dict[str, Any], key: str, moving: bool) -> int:
+        account = _int(data[key], key)
+        if moving and account in self.buffer_accounts:
+            check_movable("buffer")
+        return account
+
+    def _transfer(self, seq: int, data: dict[str, Any]) -> None:
+        _keys(data, {"from", "to", "quantity", "spent", "created"})
+        holder = self._holder(data, "from", moving=True)
+        to_account = _int(data["to"], "to")
+        if to_account == holder:
+            raise ChainError("a transfer must go to another account")
+        self._spend(seq, data, holder, to_account, "tradable")
+
+    def _retire(self, seq: int, data: dict[str, Any]) -> None:
+        _keys(data, {"account", "quantity", "spent", "created", "beneficiary", "purpose", "note",
+                     "country", "period_start", "period_end", "date"})
+        holder = self._holder(data, "account", moving=True)
+        validate_hash(data["beneficiary"], "beneficiary commitment")
+        note = validate_text(data["note"], "note", required=False)
+        if note != data["note"]:
+            raise ChainError("the note is not trimmed")
+        validate_purpose(data["purpose"], note)
+        validate_country(data["country"])
+        validate_period(parse_date(data["period_start"], "period start"),
+                        parse_date(data["period_end"], "period end"))
+        parse_date(data["date"], "retirement date")
+        self._spend(seq, data, holder, holder, "retired")
+        self.retirements[seq] = data
+
+    def _cancel(self, seq: int, data: dict[str, Any]) -> None:
+        _keys(data, {"account", "quantity", "spent", "created", "reason"})
+        holder = self._holder(data, "account", moving=False)
+        validate_text(data["reason"], "reason", required=True)
+        self._spend(seq, data, holder, holder, "cancelled")
+
+    # -- results ------------------------------------------------------------------------
+
+    def check_coverage(self) -> None:
+        """Invariant 1: per batch, the unspent blocks cover [first, last] exactly."""
+        ranges: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for block in self.blocks.values():
+            if block.spent_by is None:
+                ranges[block.range.batch].append((block.range.first, block.range.last, block.created_by))
+        for batch in self.batches.values():
+            expect = batch.first
+            for first, last, created_by in sorted(ranges.get(batch.id, [])):
+                if first < expect:
+                    raise OverlapError(f"seq {created_by}: serial {first} of batch {batch.id} is held twice")
+                if first > expect:
+                    raise CoverageError(f"batch {batch.id}: serials {expect}..{first - 1} are missing")
+                expect = last + 1
+            if expect != batch.last + 1:
+                raise CoverageError(f"batch {batch.id}: serials {expect}..{batch.last} are missing")
+
+    def totals(self) -> dict[str, Totals]:
+        """Tonnes issued, tradable, retired, cancelled and in the buffer pool, per project."""
+        result: dict[str, Totals] = {}
+        for batch in self.batches.values():
+            result.setdefault(batch.project, Totals()).issued += batch.last - batch.first + 1
+        for block in self.blocks.values():
+            if block.spent_by is not None:
+                continue
+            totals = result[self.batches[block.range.batch].project]
+            quantity = block.range.quantity
+            if block.range.state == "retired":
+                totals.retired += quantity
+            elif block.range.state == "cancelled":
+                totals.cancelled += quantity
+            elif block.range.account in self.buffer_accounts:
+                totals.buffer += quantity
+            else:
+                totals.tradable += quantity
+        return result
+
+
+def issue_blocks(*, batch: int, first: int, last: int, account: int, buffer_account: int | None,
+                 buffer_quantity: int, next_id: int) -> list[BlockRange]:
+    """The blocks an issue creates: the batch to the recipient, and the buffer share, taken
+    from the top of the range, to the buffer pool."""
+    if buffer_account is None or buffer_quantity == 0:
+        return [BlockRange(next_id, batch, account, first, last, "tradable")]
+    split = last - buffer_quantity
+    return [
+        BlockRange(next_id, batch, account, first, split, "tradable"),
+        BlockRange(next_id + 1, batch, buffer_account, split + 1, last, "tradable"),
+    ]
+
+
+def replay_all(entries: Iterable[tuple[int, bytes, str]]) -> Replay:
+    """Replay a whole journal; raise :class:`VerificationError` at the first bad entry."""
+    state = Replay()
+    for seq, record, digest in entries:
+        try:
+            state.apply(seq, record, digest)
+        except LedgerError as exc:
+            raise VerificationError(seq, str(exc)) from exc
+    try:
+        state.check_coverage()
+    except LedgerError as exc:
+        raise VerificationError(None, str(exc)) from exc
+    return state
+
+
+class VerificationError(LedgerError):
+    """Verification failed: ``seq`` is the first bad entry (None when no one entry is to blame)."""
+
+    def __init__(self, seq: int | None, reason: str) -> None:
+        self.seq = seq
+        self.reason = reason
+        where = f"seq {seq}" if seq is not None else "journal"
+        super().__init__(f"{where}: {reason}")
+
+
+def _keys(obj: Any, expected: set[str]) -> None:
+    if not isinstance(obj, dict) or set(obj) != expected:
+        found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise ChainError(f"expected the fields {sorted(expected)}, found {found}")
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ChainError(f"{what} must be a positive id, not {value!r}")
+    return value
+
+
+def _block_from_record(item: Any) -> BlockRange:
+    _keys(item, {"id", "batch", "account", "first", "last", "state"})
+    return BlockRange(item["id"], item["batch"], item["account"], item["first"], item["last"],
+                      item["state"])
+
+
+def _short(block: BlockRange) -> str:
+    return f"#{block.id} b{block.batch} a{block.account} {block.first}-{block.last} {block.state}"
+
+
+
