@@ -1,0 +1,137 @@
+"""``verify`` over a database: replay the journal and compare it with every table it explains.
+
+Checks, in order: each entry's hash and chain link and its operation's rules (``replay``),
+the chain head, then that the blocks and batches tables are exactly what the replay rebuilt
+(invariant 7) and that every unerased beneficiary matches its commitment. The first failure
+raises :class:`~ledger.replay.VerificationError` naming the seq to blame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import LedgerError
+from .replay import Replay, ReplayedBlock, Totals, VerificationError
+from .rules import BlockRange, beneficiary_commitment
+from .schema import Batch, Beneficiary, Block, ChainHead, Entry
+
+
+@dataclass(frozen=True)
+class Report:
+    entries: int
+    head: str
+    blocks: int
+    totals: dict[str, Totals]
+
+    def summary(self) -> str:
+        issued = sum(t.issued for t in self.totals.values())
+        retired = sum(t.retired for t in self.totals.values())
+        return (f"ledger OK: {self.entries} entries, head {self.head[:16]}, {self.blocks} blocks, "
+                f"{issued} t issued, {retired} t retired, {len(self.totals)} projects")
+
+
+def verify(session: Session) -> Report:
+    """Verify the whole ledger in this session's database; raise VerificationError if not sound."""
+    state = Replay()
+    rows = session.execute(
+        select(Entry.seq, Entry.kind, Entry.record, Entry.hash).order_by(Entry.seq)
+    ).yield_per(2000)
+    for seq, kind, record, digest in rows:
+        if seq > state.seq + 1:
+            raise VerificationError(state.seq + 1, f"entry {state.seq + 1} is missing "
+                                                   f"(the next entry is seq {seq})")
+        try:
+            parsed = state.apply(seq, bytes(record), digest)
+        except LedgerError as exc:
+            raise VerificationError(seq, str(exc)) from exc
+        if parsed["kind"] != kind:
+            raise VerificationError(seq, f"the kind column says {kind!r}, the record {parsed['kind']!r}")
+
+    head = session.get(ChainHead, 1)
+    if head is None:
+        raise VerificationError(None, "the chain head is missing")
+    if head.seq > state.seq:
+        raise VerificationError(state.seq + 1, f"entry {state.seq + 1} is missing "
+                                               f"(the chain head says {head.seq} entries)")
+    if head.seq != state.seq or head.hash != state.head:
+        raise VerificationError(state.seq, "the chain head does not match the last entry")
+    if head.blocks != state.next_block - 1 or head.batches != state.next_batch - 1:
+        raise VerificationError(state.seq, "the chain head's block or batch counter is wrong")
+
+    _compare_blocks(session, state)
+    _compare_batches(session, state)
+    _check_beneficiaries(session, state)
+    try:
+        state.check_coverage()
+    except LedgerError as exc:
+        raise VerificationError(None, str(exc)) from exc
+    return Report(state.seq, state.head, len(state.blocks), state.totals())
+
+
+def _compare_blocks(session: Session, state: Replay) -> None:
+    table = Block.__table__
+    seen: set[int] = set()
+    for row in session.execute(select(table).order_by(table.c.id)).yield_per(5000):
+        expected = state.blocks.get(row.id)
+        actual = ReplayedBlock(
+            BlockRange(row.id, row.batch_id, row.account_id, row.first_serial, row.last_serial,
+                       row.state),
+            created_by=row.created_by,
+            spent_by=row.spent_by,
+        )
+        if expected is None:
+            raise VerificationError(row.created_by, f"block {row.id} is in the table but no "
+                                                    "entry created it")
+        if actual != expected:
+            raise VerificationError(
+                expected.created_by,
+                f"block {row.id} differs from the journal: table has {_describe(actual)}, "
+                f"the journal gives {_describe(expected)}",
+            )
+        seen.add(row.id)
+    for block_id, block in state.blocks.items():
+        if block_id not in seen:
+            raise VerificationError(block.created_by, f"block {block_id} is missing from the table")
+
+
+def _compare_batches(session: Session, state: Replay) -> None:
+    seen: set[int] = set()
+    for batch in session.scalars(select(Batch).order_by(Batch.id)):
+        seen.add(batch.id)
+        expected = state.batches.get(batch.id)
+        if expected is None:
+            raise VerificationError(batch.issued_by, f"batch {batch.id} has no issue entry")
+        actual = (batch.first_serial, batch.last_serial, batch.origin, batch.scheme,
+                  batch.vintage_start.isoformat(), batch.vintage_end.isoformat(),
+                  batch.project.ref, batch.buffer_quantity, batch.issued_by)
+        wanted = (expected.first, expected.last, expected.origin, expected.scheme,
+                  expected.vintage_start, expected.vintage_end, expected.project,
+                  expected.buffer_quantity, expected.issued_by)
+        if actual != wanted:
+            raise VerificationError(expected.issued_by, f"batch {batch.id} differs from its issue entry")
+    for batch_id, replayed in state.batches.items():
+        if batch_id not in seen:
+            raise VerificationError(replayed.issued_by, f"batch {batch_id} is missing from the table")
+
+
+def _check_beneficiaries(session: Session, state: Replay) -> None:
+    for row in session.scalars(select(Beneficiary).order_by(Beneficiary.seq)):
+        retirement = state.retirements.get(row.seq)
+        if retirement is None:
+            raise VerificationError(row.seq, "a beneficiary is stored for an entry that is no retirement")
+        if row.name is None and row.salt is None:
+            continue  # erased on request: the commitment stands, the name is withheld
+        if row.name is None or row.salt is None:
+            raise VerificationError(row.seq, "the beneficiary is half erased")
+        if beneficiary_commitment(row.salt, row.name) != retirement["beneficiary"]:
+            raise VerificationError(row.seq, "the beneficiary's name does not match the "
+                                             "commitment in the journal")
+
+
+def _describe(block: ReplayedBlock) -> str:
+    r = block.range
+    return (f"account {r.account}, batch {r.batch}, [{r.first}, {r.last}] {r.state}, "
+            f"created by {block.created_by}, spent by {block.spent_by}")

@@ -1,0 +1,148 @@
+"""The rules the database enforces itself, so that no code path (or person with psql) can
+break them: append-only entries and batches, blocks spent once and otherwise untouchable,
+unspent blocks of a batch never overlapping and always inside the batch.
+
+The migration installs them; tamper tests drop them to prove ``verify`` catches what they
+would have stopped.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+_BLOCK_UNCHANGED = " AND ".join(
+    f"NEW.{col} = OLD.{col}"
+    for col in ("id", "batch_id", "account_id", "first_serial", "last_serial", "state",
+                "created_by")
+)
+
+SQLITE_INSTALL = [
+    """CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+       BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: UPDATE refused'); END""",
+    """CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+       BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: DELETE refused'); END""",
+    """CREATE TRIGGER ledger_batches_no_update BEFORE UPDATE ON ledger_batches
+       BEGIN SELECT RAISE(ABORT, 'ledger batches are immutable: UPDATE refused'); END""",
+    """CREATE TRIGGER ledger_batches_no_delete BEFORE DELETE ON ledger_batches
+       BEGIN SELECT RAISE(ABORT, 'ledger batches are immutable: DELETE refused'); END""",
+    """CREATE TRIGGER ledger_blocks_no_delete BEFORE DELETE ON ledger_blocks
+       BEGIN SELECT RAISE(ABORT, 'ledger blocks are never deleted'); END""",
+    f"""CREATE TRIGGER ledger_blocks_spend_once BEFORE UPDATE ON ledger_blocks
+       WHEN NOT (OLD.spent_by IS NULL AND NEW.spent_by IS NOT NULL AND {_BLOCK_UNCHANGED})
+       BEGIN SELECT RAISE(ABORT, 'a ledger block is only updated once, to mark it spent'); END""",
+    """CREATE TRIGGER ledger_blocks_inside_batch BEFORE INSERT ON ledger_blocks
+       WHEN NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = NEW.batch_id
+                        AND NEW.first_serial >= b.first_serial AND NEW.last_serial <= b.last_serial)
+       BEGIN SELECT RAISE(ABORT, 'a ledger block must lie inside its batch'); END""",
+    """CREATE TRIGGER ledger_blocks_no_overlap BEFORE INSERT ON ledger_blocks
+       WHEN EXISTS (SELECT 1 FROM ledger_blocks o WHERE o.batch_id = NEW.batch_id
+                    AND o.spent_by IS NULL AND o.first_serial <= NEW.last_serial
+                    AND NEW.first_serial <= o.last_serial)
+       BEGIN SELECT RAISE(ABORT, 'unspent ledger blocks of a batch may not overlap'); END""",
+    """CREATE TRIGGER ledger_batches_no_overlap BEFORE INSERT ON ledger_batches
+       WHEN EXISTS (SELECT 1 FROM ledger_batches o WHERE o.scheme = NEW.scheme
+                    AND o.first_serial <= NEW.last_serial AND NEW.first_serial <= o.last_serial)
+       BEGIN SELECT RAISE(ABORT, 'ledger batches of one serial scheme may not overlap'); END""",
+    """CREATE TRIGGER ledger_chain_head_no_delete BEFORE DELETE ON ledger_chain_head
+       BEGIN SELECT RAISE(ABORT, 'the chain head is never deleted'); END""",
+]
+
+SQLITE_DROP = [
+    f"DROP TRIGGER IF EXISTS {name}"
+    for name in (
+        "ledger_entries_no_update", "ledger_entries_no_delete", "ledger_batches_no_update",
+        "ledger_batches_no_delete", "ledger_blocks_no_delete", "ledger_blocks_spend_once",
+        "ledger_blocks_inside_batch", "ledger_blocks_no_overlap", "ledger_batches_no_overlap",
+        "ledger_chain_head_no_delete",
+    )
+]
+
+POSTGRES_INSTALL = [
+    "CREATE EXTENSION IF NOT EXISTS btree_gist",
+    """CREATE FUNCTION ledger_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         RAISE EXCEPTION 'ledger table % is append-only: % refused', TG_TABLE_NAME, TG_OP
+           USING ERRCODE = 'restrict_violation';
+       END $$""",
+    """CREATE FUNCTION ledger_block_spend_once() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF OLD.spent_by IS NULL AND NEW.spent_by IS NOT NULL AND """
+    + _BLOCK_UNCHANGED
+    + """ THEN
+           RETURN NEW;
+         END IF;
+         RAISE EXCEPTION 'a ledger block is only updated once, to mark it spent'
+           USING ERRCODE = 'restrict_violation';
+       END $$""",
+    """CREATE FUNCTION ledger_block_inside_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = NEW.batch_id
+                        AND NEW.first_serial >= b.first_serial
+                        AND NEW.last_serial <= b.last_serial) THEN
+           RAISE EXCEPTION 'a ledger block must lie inside its batch'
+             USING ERRCODE = 'check_violation';
+         END IF;
+         RETURN NEW;
+       END $$""",
+    """CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_batches_append_only BEFORE UPDATE OR DELETE ON ledger_batches
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_batches_no_truncate BEFORE TRUNCATE ON ledger_batches
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_blocks_no_delete BEFORE DELETE ON ledger_blocks
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_blocks_no_truncate BEFORE TRUNCATE ON ledger_blocks
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()""",
+    """CREATE TRIGGER ledger_blocks_spend_once BEFORE UPDATE ON ledger_blocks
+       FOR EACH ROW EXECUTE FUNCTION ledger_block_spend_once()""",
+    """CREATE TRIGGER ledger_blocks_inside_batch BEFORE INSERT ON ledger_blocks
+       FOR EACH ROW EXECUTE FUNCTION ledger_block_inside_batch()""",
+    """CREATE TRIGGER ledger_chain_head_no_delete BEFORE DELETE OR TRUNCATE ON ledger_chain_head
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()""",
+    """ALTER TABLE ledger_blocks ADD CONSTRAINT ex_ledger_blocks_unspent_overlap
+       EXCLUDE USING gist (batch_id WITH =, int8range(first_serial, last_serial, '[]') WITH &&)
+       WHERE (spent_by IS NULL)""",
+    """ALTER TABLE ledger_batches ADD CONSTRAINT ex_ledger_batches_overlap
+       EXCLUDE USING gist (scheme WITH =, int8range(first_serial, last_serial, '[]') WITH &&)""",
+]
+
+POSTGRES_DROP = [
+    "ALTER TABLE ledger_batches DROP CONSTRAINT IF EXISTS ex_ledger_batches_overlap",
+    "ALTER TABLE ledger_blocks DROP CONSTRAINT IF EXISTS ex_ledger_blocks_unspent_overlap",
+    "DROP TRIGGER IF EXISTS ledger_chain_head_no_delete ON ledger_chain_head",
+    "DROP TRIGGER IF EXISTS ledger_blocks_inside_batch ON ledger_blocks",
+    "DROP TRIGGER IF EXISTS ledger_blocks_spend_once ON ledger_blocks",
+    "DROP TRIGGER IF EXISTS ledger_blocks_no_truncate ON ledger_blocks",
+    "DROP TRIGGER IF EXISTS ledger_blocks_no_delete ON ledger_blocks",
+    "DROP TRIGGER IF EXISTS ledger_batches_no_truncate ON ledger_batches",
+    "DROP TRIGGER IF EXISTS ledger_batches_append_only ON ledger_batches",
+    "DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries",
+    "DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries",
+    "DROP FUNCTION IF EXISTS ledger_block_inside_batch()",
+    "DROP FUNCTION IF EXISTS ledger_block_spend_once()",
+    "DROP FUNCTION IF EXISTS ledger_refuse()",
+]
+
+
+def install(connection: Connection) -> None:
+    """Install the guards for the connection's dialect."""
+    for statement in _statements(connection, install=True):
+        connection.execute(text(statement))
+
+
+def drop(connection: Connection) -> None:
+    """Remove every guard (the migration's downgrade, and tamper tests)."""
+    for statement in _statements(connection, install=False):
+        connection.execute(text(statement))
+
+
+def _statements(connection: Connection, *, install: bool) -> list[str]:
+    name = connection.dialect.name
+    if name == "sqlite":
+        return SQLITE_INSTALL if install else SQLITE_DROP
+    if name == "postgresql":
+        return POSTGRES_INSTALL if install else POSTGRES_DROP
+    raise NotImplementedError(f"no ledger guards for {name}")

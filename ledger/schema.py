@@ -1,0 +1,229 @@
+"""The ledger's tables, as typed SQLAlchemy 2.x models.
+
+One ``MetaData`` with a naming convention is shared by the ledger and the marketplace so that
+Alembic has a single target and constraint names are stable across SQLite and PostgreSQL.
+Blocks and batches take their ids from counters on the chain head, under its lock, so that the
+ids are gapless and a replay of the journal rebuilds them exactly (invariant 7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ACCOUNT_KINDS = ("issuer", "inventory", "customer", "organisation", "buffer")
+BLOCK_STATES = ("tradable", "retired", "cancelled")
+ENTRY_KINDS = ("issue", "transfer", "retire", "cancel")
+SERIAL_SCHEMES = ("verra", "native")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {int: Integer, str: String}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Account(Base):
+    """A holder of credits: an issuer, the marketplace inventory, a customer, an organisation
+    or the buffer pool. Accounts are not journal entries; records name them by id only, so the
+    public journal carries no personal data."""
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (CheckConstraint(_in("kind", ACCOUNT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Project(Base):
+    """Registry facts about a project: which registry lists it (``registry_name``, e.g. VCS),
+    under which id, and where."""
+
+    __tablename__ = "ledger_projects"
+    __table_args__ = (
+        UniqueConstraint("registry_name", "registry_id", name="uq_ledger_projects_registry_id"),
+        CheckConstraint("length(country) = 2", name="country"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registry_name: Mapped[str] = mapped_column(String(10))
+    registry_id: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    standards: Mapped[str] = mapped_column(String(200), default="")
+    methodology: Mapped[str] = mapped_column(String(200), default="")
+    sector: Mapped[str] = mapped_column(String(100), default="")
+
+    batches: Mapped[list[Batch]] = relationship(back_populates="project", order_by="Batch.id")
+
+    @property
+    def ref(self) -> str:
+        """The project's public reference, e.g. ``VCS-944``."""
+        return f"{self.registry_name}-{self.registry_id}"
+
+
+class Entry(Base):
+    """The journal: one row per operation, seq 1, 2, 3... with no gaps.
+
+    ``record`` holds the canonical JSON bytes exactly as hashed; ``hash`` is the hex SHA-256
+    of those bytes. The record holds the previous entry's hash, so each entry commits to the
+    whole chain before it. Database triggers refuse UPDATE, DELETE and TRUNCATE.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint(_in("kind", ENTRY_KINDS), name="kind"),
+        CheckConstraint("length(hash) = 64", name="hash_length"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ChainHead(Base):
+    """The single row every append locks (invariant 8).
+
+    It holds the last seq and hash, and the counters from which batch and block ids are
+    drawn. Appends are serialised on this row, never on ``max(seq)`` or ``count(*)``.
+    """
+
+    __tablename__ = "ledger_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+    blocks: Mapped[int] = mapped_column(BigInteger, default=0)
+    batches: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Batch(Base):
+    """One issuance of one project vintage, with its serial range [first, last].
+
+    ``origin`` names what the batch mirrors (e.g. a Verra issuance) and is unique, so nothing
+    is imported twice. Batches are immutable once written.
+    """
+
+    __tablename__ = "ledger_batches"
+    __table_args__ = (
+        CheckConstraint("first_serial >= 1 AND first_serial <= last_serial", name="range"),
+        CheckConstraint("vintage_start <= vintage_end", name="vintage"),
+        CheckConstraint(_in("scheme", SERIAL_SCHEMES), name="scheme"),
+        CheckConstraint(
+            "buffer_quantity >= 0 AND buffer_quantity < last_serial - first_serial + 1",
+            name="buffer",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    project_id: Mapped[int] = mapped_column(ForeignKey("ledger_projects.id"), index=True)
+    vintage_start: Mapped[dt.date] = mapped_column(Date)
+    vintage_end: Mapped[dt.date] = mapped_column(Date)
+    issued_on: Mapped[dt.date] = mapped_column(Date)
+    first_serial: Mapped[int] = mapped_column(BigInteger)
+    last_serial: Mapped[int] = mapped_column(BigInteger)
+    origin: Mapped[str | None] = mapped_column(String(200), unique=True)
+    scheme: Mapped[str] = mapped_column(String(10))
+    verra_issuance: Mapped[int | None] = mapped_column(BigInteger)
+    verra_code: Mapped[int | None] = mapped_column(Integer)
+    verra_scope: Mapped[int | None] = mapped_column(Integer)
+    verra_flag: Mapped[int | None] = mapped_column(Integer)
+    buffer_quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    issued_by: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"))
+
+    project: Mapped[Project] = relationship(back_populates="batches")
+
+    @property
+    def quantity(self) -> int:
+        return self.last_serial - self.first_serial + 1
+
+
+class Block(Base):
+    """A contiguous serial range of one batch, held by one account, in one state.
+
+    A block is never edited except once, to record the entry that spent it; every operation
+    spends whole blocks and creates new ones (the UTXO model). Triggers refuse DELETE and
+    every other UPDATE; on PostgreSQL an exclusion constraint refuses two unspent blocks of a
+    batch that overlap.
+    """
+
+    __tablename__ = "ledger_blocks"
+    __table_args__ = (
+        CheckConstraint("first_serial >= 1 AND first_serial <= last_serial", name="range"),
+        CheckConstraint(_in("state", BLOCK_STATES), name="state"),
+        CheckConstraint("spent_by IS NULL OR spent_by > created_by", name="spent_after"),
+        CheckConstraint("spent_by IS NULL OR state = 'tradable'", name="final_states"),
+        Index("ix_ledger_blocks_unspent", "account_id", "state", "batch_id", "first_serial"),
+        Index("ix_ledger_blocks_batch_range", "batch_id", "first_serial"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ledger_batches.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    first_serial: Mapped[int] = mapped_column(BigInteger)
+    last_serial: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(10))
+    created_by: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), index=True)
+    spent_by: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.seq"), index=True)
+
+    batch: Mapped[Batch] = relationship()
+    account: Mapped[Account] = relationship()
+
+    @property
+    def quantity(self) -> int:
+        return self.last_serial - self.first_serial + 1
+
+
+class Beneficiary(Base):
+    """The erasable side of a retirement: the beneficiary's name and the salt of its commitment.
+
+    The journal holds only SHA-256 over salt and name. Erasing this row (on the holder's
+    request) leaves the chain verifiable; the certificate then says the name was withheld.
+    """
+
+    __tablename__ = "ledger_beneficiaries"
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    salt: Mapped[str | None] = mapped_column(String(64))
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
