@@ -1,0 +1,56 @@
+"""Configuration: defaults, then the environment (``CARBON_*``), then a test mapping."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or incomplete; the app refuses to start."""
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    return {
+        "ENV": "development",
+        "DATABASE_URL": f"sqlite:///{Path(instance_path) / 'selva.db'}",
+        "SECRET_KEY": None,
+        "SITE_NAME": "Selva",
+        "LEDGER_ORIGIN": "selva.example/ledger",
+        "PAYMENT_GATEWAY": "demo",
+    }
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    app.config.from_mapping(defaults(app.instance_path))
+    app.config.from_prefixed_env("CARBON")
+    if test_config:
+        app.config.update(test_config)
+    production = app.config["ENV"] == "production"
+    if not app.config.get("SECRET_KEY"):
+        if production:
+            raise ConfigError("CARBON_SECRET_KEY must be set in production")
+        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+    if production and app.config["PAYMENT_GATEWAY"] == "demo":
+        raise ConfigError("the demo payment gateway is refused in production: "
+                          "set CARBON_PAYMENT_GATEWAY=stripe")
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=production,
+    )
+
+
+def _development_secret(instance: Path) -> str:
+    """A per-checkout secret kept in instance/, so development sessions survive restarts."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

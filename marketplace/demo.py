@@ -1,0 +1,132 @@
+"""The demo data: the first three projects, with realistic vintages, serial ranges and buffer
+shares. Loading it twice changes nothing: accounts and projects are found by name and registry
+id, batches by their unique origin, and the sample sale happens only with the batch it uses.
+
+The serial ranges and Verra issuance numbers are illustrative; the project figures come from
+the projects' public descriptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import operations
+from ledger.operations import VerraFields
+from ledger.schema import Account, Batch, Project
+
+INVENTORY = "marketplace-inventory"
+BUFFER = "buffer-pool"
+DEMO_BUYER = "demo-buyer"
+
+
+@dataclass(frozen=True)
+class DemoProject:
+    registry: str
+    registry_id: str
+    name: str
+    standards: str
+    methodology: str
+    sector: str
+
+
+@dataclass(frozen=True)
+class DemoBatch:
+    project: str  # registry_id
+    vintage: int
+    quantity: int
+    buffer: int
+    issued: dt.date
+    first: int | None = None  # Verra range start; None for a native batch
+    verra: VerraFields | None = None
+
+    @property
+    def origin(self) -> str:
+        if self.verra is not None:
+            return f"VCS:{self.project}:{self.verra.issuance}"
+        return f"SLV:{self.project}:{self.vintage}"
+
+
+PROJECTS = [
+    DemoProject("VCS", "944", "Alto Mayo Protected Forest", "VCS, CCB (Gold Level biodiversity)",
+                "REDD+: avoided unplanned deforestation", "Forestry and land use"),
+    DemoProject("VCS", "868", "Madre de Dios Amazon Forest Protection", "VCS, CCBS",
+                "REDD+: avoided unplanned deforestation", "Forestry and land use"),
+    DemoProject("SLV", "1001", "Tambopata Agroforestry and Forest Conservation", "VCS, CCB",
+                "Agroforestry and REDD+", "Forestry and land use"),
+]
+
+# Alto Mayo avoids about 700,000 t a year; Madre de Dios about 2,086,089 t a year (64,688,764 t
+# over its crediting period). Buffer shares follow typical AFOLU risk ratings.
+BATCHES = [
+    DemoBatch("944", 2016, 700_000, 84_000, dt.date(2017, 9, 14), 61_407_211,
+              VerraFields(issuance=4821, code=263, scope=14, flag=1)),
+    DemoBatch("944", 2017, 700_000, 84_000, dt.date(2018, 10, 2), 88_120_455,
+              VerraFields(issuance=5903, code=263, scope=14, flag=1)),
+    DemoBatch("944", 2018, 700_000, 84_000, dt.date(2019, 11, 20), 102_330_871,
+              VerraFields(issuance=7114, code=263, scope=14, flag=1)),
+    DemoBatch("868", 2014, 2_086_089, 312_913, dt.date(2016, 3, 8), 40_118_702,
+              VerraFields(issuance=3675, code=263, scope=14, flag=1)),
+    DemoBatch("868", 2015, 2_086_089, 312_913, dt.date(2017, 2, 21), 57_940_118,
+              VerraFields(issuance=4390, code=263, scope=14, flag=1)),
+    DemoBatch("1001", 2019, 48_000, 4_800, dt.date(2020, 6, 30)),
+    DemoBatch("1001", 2020, 52_000, 5_200, dt.date(2021, 7, 15)),
+]
+
+
+def _account(session: Session, name: str, kind: str) -> Account:
+    found = session.scalars(select(Account).where(Account.name == name)).one_or_none()
+    return found or operations.open_account(session, name, kind)
+
+
+def _project(session: Session, spec: DemoProject) -> Project:
+    found = session.scalars(
+        select(Project).where(Project.registry_name == spec.registry,
+                              Project.registry_id == spec.registry_id)
+    ).one_or_none()
+    return found or operations.register_project(
+        session, registry=spec.registry, registry_id=spec.registry_id, name=spec.name,
+        country="PE", standards=spec.standards, methodology=spec.methodology, sector=spec.sector,
+    )
+
+
+def load(session: Session) -> dict[str, int]:
+    """Load the demo data into the caller's transaction; return what was added."""
+    inventory = _account(session, INVENTORY, "inventory")
+    buffer = _account(session, BUFFER, "buffer")
+    projects = {spec.registry_id: _project(session, spec) for spec in PROJECTS}
+    added = {"batches": 0, "entries": 0}
+    for spec in BATCHES:
+        if session.scalar(select(Batch.id).where(Batch.origin == spec.origin)) is not None:
+            continue
+        receipt = operations.issue(
+            session,
+            project_id=projects[spec.project].id,
+            account_id=inventory.id,
+            vintage_start=dt.date(spec.vintage, 1, 1),
+            vintage_end=dt.date(spec.vintage, 12, 31),
+            quantity=spec.quantity,
+            first=spec.first,
+            last=None if spec.first is None else spec.first + spec.quantity - 1,
+            origin=spec.origin,
+            verra=spec.verra,
+            buffer_account_id=buffer.id,
+            buffer_quantity=spec.buffer,
+            issued_on=spec.issued,
+        )
+        added["batches"] += 1
+        added["entries"] += 1
+        if spec.project == "944" and spec.vintage == 2016:
+            buyer = _account(session, DEMO_BUYER, "customer")
+            operations.transfer(session, from_account=inventory.id, to_account=buyer.id,
+                                quantity=25, batch_id=receipt.batch_id)
+            operations.retire(
+                session, account_id=buyer.id, quantity=12, beneficiary="Café Tunki, Lima",
+                purpose="product", note="Offsetting the roasting of the 2024 harvest",
+                country="PE", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
+            )
+            added["entries"] += 2
+    return added
