@@ -210,7 +210,7 @@ def format_serial(serial: Serial) -> str:
 
 
 def _int(name: str, token: str) -> int:
-    # The length check comes first: int() refuses (with ValueError) strings over 4300 digits.
+    # Check the length before calling int(): it raises ValueError beyond 4300 digits.
     if not _INT.fullmatch(token):
         raise SerialFormatError(
             f"{name} must be decimal digits without leading zeros, got {_show(token)}"

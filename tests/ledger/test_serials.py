@@ -346,7 +346,9 @@ def test_text_round_trip(text: str) -> None:
 
 
 @given(serials, st.data())
-def test_split_partitions_the_block(serial: VerraSerial | NativeSerial, data: st.DataObject) -> None:
+def test_split_partitions_the_block(
+    serial: VerraSerial | NativeSerial, data: st.DataObject
+) -> None:
     quantity = data.draw(st.integers(1, min(serial.quantity, 10**6)))
     head, tail = split(serial, quantity)
     assert type(head) is type(serial) and head.quantity == quantity
