@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from .errors import LedgerError
+from .merkle import Frontier, leaf_hash
 from .replay import Replay, ReplayedBlock, Totals, VerificationError
 from .rules import BlockRange, beneficiary_commitment
-from .schema import Batch, Beneficiary, Block, ChainHead, Entry
+from .schema import Batch, Beneficiary, Block, ChainHead, Entry, MerkleNode
+
+NODE_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Report:
 def verify(session: Session) -> Report:
     """Verify the whole ledger in this session's database; raise VerificationError if not sound."""
     state = Replay()
+    tree = _TreeCheck(session)
     rows = session.execute(
         select(Entry.seq, Entry.kind, Entry.record, Entry.hash).order_by(Entry.seq)
     ).yield_per(2000)
@@ -49,6 +53,8 @@ def verify(session: Session) -> Report:
             raise VerificationError(seq, str(exc)) from exc
         if parsed["kind"] != kind:
             raise VerificationError(seq, f"the kind column says {kind!r}, the record {parsed['kind']!r}")
+        tree.add(bytes(record))
+    tree.finish()
 
     head = session.get(ChainHead, 1)
     if head is None:
@@ -60,6 +66,8 @@ def verify(session: Session) -> Report:
         raise VerificationError(state.seq, "the chain head does not match the last entry")
     if head.blocks != state.next_block - 1 or head.batches != state.next_batch - 1:
         raise VerificationError(state.seq, "the chain head's block or batch counter is wrong")
+    if bytes(head.frontier) != tree.frontier.to_bytes():
+        raise VerificationError(state.seq, "the chain head's Merkle frontier does not match the journal")
 
     _compare_blocks(session, state)
     _compare_batches(session, state)
@@ -69,6 +77,51 @@ def verify(session: Session) -> Report:
     except LedgerError as exc:
         raise VerificationError(None, str(exc)) from exc
     return Report(state.seq, state.head, len(state.blocks), state.totals())
+
+
+class _TreeCheck:
+    """Recompute the Merkle tree while the journal streams past, and compare every stored node
+    with it, a chunk of keys per query."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.frontier = Frontier()
+        self.pending: dict[tuple[int, int], bytes] = {}
+        self.count = 0
+
+    def add(self, record: bytes) -> None:
+        for level, idx, value in self.frontier.append(leaf_hash(record)):
+            self.pending[(level, idx)] = value
+        if len(self.pending) >= NODE_CHUNK:
+            self._flush()
+
+    def finish(self) -> None:
+        self._flush()
+        table = MerkleNode.__table__
+        stored = self.session.execute(select(func.count()).select_from(table)).scalar_one()
+        if stored != self.count:
+            raise VerificationError(None, f"the Merkle tree holds {stored} nodes, the journal "
+                                          f"makes {self.count}")
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        table = MerkleNode.__table__
+        found = {
+            (level, idx): bytes(value)
+            for level, idx, value in self.session.execute(
+                select(table.c.level, table.c.idx, table.c.hash).where(
+                    tuple_(table.c.level, table.c.idx).in_(list(self.pending))
+                )
+            )
+        }
+        for key in sorted(self.pending, key=lambda k: ((k[1] + 1) << k[0], k[0])):
+            if found.get(key) != self.pending[key]:
+                level, idx = key
+                seq = (idx + 1) << level  # the entry whose append completed this subtree
+                raise VerificationError(seq, f"Merkle node ({level}, {idx}) is missing or wrong")
+        self.count += len(self.pending)
+        self.pending.clear()
 
 
 def _compare_blocks(session: Session, state: Replay) -> None:

@@ -83,11 +83,53 @@ def _write(value: Any, out: list[str]) -> None:
         raise CanonicalFormError(f"{type(value).__name__} values are not allowed in a record")
 
 
+def _check(value: Any) -> bool:
+    """Refuse what a record may not hold; return True if some key lies outside the BMP
+    (the one case where UTF-16 order differs from Python's code-point order)."""
+    if value is None or isinstance(value, (bool, str)):
+        return False
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise CanonicalFormError(f"integer {value} is outside the I-JSON safe range")
+        return False
+    if isinstance(value, dict):
+        astral = False
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalFormError("object keys must be strings")
+            astral = astral or (not key.isascii() and any(ord(ch) > 0xFFFF for ch in key))
+            astral = _check(item) or astral
+        return astral
+    if isinstance(value, (list, tuple)):
+        astral = False
+        for item in value:
+            astral = _check(item) or astral
+        return astral
+    raise CanonicalFormError(f"{type(value).__name__} values are not allowed in a record")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                            allow_nan=False, check_circular=True)
+
+
 def dumps(value: Any) -> bytes:
-    """Return the canonical UTF-8 bytes of ``value``."""
-    out: list[str] = []
-    _write(value, out)
-    return "".join(out).encode("utf-8")
+    """Return the canonical UTF-8 bytes of ``value``.
+
+    The standard library's encoder with ``ensure_ascii=False`` escapes strings exactly as
+    RFC 8785 asks (the two-character escapes, other controls as lower-case ``\\u00xx``, all
+    else literal), so it does the work in C once the walk above has checked the types. Keys
+    outside the BMP, where code-point and UTF-16 order differ, take the slow path.
+    """
+    if _check(value):
+        out: list[str] = []
+        _write(value, out)
+        text = "".join(out)
+    else:
+        text = _ENCODER.encode(value)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalFormError("a string holds a lone surrogate") from None
 
 
 def _no_floats(text: str) -> Any:

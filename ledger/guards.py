@@ -47,6 +47,32 @@ SQLITE_INSTALL = [
        BEGIN SELECT RAISE(ABORT, 'the chain head is never deleted'); END""",
 ]
 
+SQLITE_INSTALL_TREE = [
+    f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
+       BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"""
+    for table in ("ledger_merkle_nodes", "ledger_checkpoints")
+    for op in ("UPDATE", "DELETE")
+]
+SQLITE_DROP_TREE = [
+    f"DROP TRIGGER IF EXISTS {table}_no_{op}"
+    for table in ("ledger_merkle_nodes", "ledger_checkpoints")
+    for op in ("update", "delete")
+]
+POSTGRES_INSTALL_TREE = [
+    f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()"""
+    for table in ("ledger_merkle_nodes", "ledger_checkpoints")
+] + [
+    f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()"""
+    for table in ("ledger_merkle_nodes", "ledger_checkpoints")
+]
+POSTGRES_DROP_TREE = [
+    f"DROP TRIGGER IF EXISTS {table}_{what} ON {table}"
+    for table in ("ledger_merkle_nodes", "ledger_checkpoints")
+    for what in ("append_only", "no_truncate")
+]
+
 SQLITE_DROP = [
     f"DROP TRIGGER IF EXISTS {name}"
     for name in (
@@ -127,22 +153,32 @@ POSTGRES_DROP = [
 ]
 
 
-def install(connection: Connection) -> None:
+GUARDS = {
+    # (dialect, part): (install, drop). "core" came with the first migration, "tree" with the
+    # Merkle tree's; the tree's PostgreSQL triggers use ledger_refuse() from "core".
+    ("sqlite", "core"): (SQLITE_INSTALL, SQLITE_DROP),
+    ("sqlite", "tree"): (SQLITE_INSTALL_TREE, SQLITE_DROP_TREE),
+    ("postgresql", "core"): (POSTGRES_INSTALL, POSTGRES_DROP),
+    ("postgresql", "tree"): (POSTGRES_INSTALL_TREE, POSTGRES_DROP_TREE),
+}
+
+
+def install(connection: Connection, parts: tuple[str, ...] = ("core", "tree")) -> None:
     """Install the guards for the connection's dialect."""
-    for statement in _statements(connection, install=True):
-        connection.execute(text(statement))
+    for part in parts:
+        for statement in _pair(connection, part)[0]:
+            connection.execute(text(statement))
 
 
-def drop(connection: Connection) -> None:
-    """Remove every guard (the migration's downgrade, and tamper tests)."""
-    for statement in _statements(connection, install=False):
-        connection.execute(text(statement))
+def drop(connection: Connection, parts: tuple[str, ...] = ("tree", "core")) -> None:
+    """Remove the guards (migration downgrades, and tamper tests)."""
+    for part in parts:
+        for statement in _pair(connection, part)[1]:
+            connection.execute(text(statement))
 
 
-def _statements(connection: Connection, *, install: bool) -> list[str]:
+def _pair(connection: Connection, part: str) -> tuple[list[str], list[str]]:
     name = connection.dialect.name
-    if name == "sqlite":
-        return SQLITE_INSTALL if install else SQLITE_DROP
-    if name == "postgresql":
-        return POSTGRES_INSTALL if install else POSTGRES_DROP
-    raise NotImplementedError(f"no ledger guards for {name}")
+    if (name, part) not in GUARDS:
+        raise NotImplementedError(f"no ledger guards for {name}")
+    return GUARDS[(name, part)]

@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from . import canonical
 from .errors import ChainError
+from .merkle import Frontier, leaf_hash
 from .rules import RECORD_VERSION, ZERO_HASH, format_time
-from .schema import ChainHead, Entry, utcnow
+from .schema import ChainHead, Entry, MerkleNode, utcnow
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Head:
     hash: str
     blocks: int
     batches: int
+    frontier: bytes = b""
 
     @property
     def next_seq(self) -> int:
@@ -51,15 +53,16 @@ def locked_head(session: Session) -> Head:
     transaction with ``BEGIN IMMEDIATE`` (see ``ledger.db``), so the write lock is already held.
     """
     table = ChainHead.__table__
-    stmt = select(table.c.seq, table.c.hash, table.c.blocks, table.c.batches).where(
-        table.c.id == 1
-    )
+    stmt = select(
+        table.c.seq, table.c.hash, table.c.blocks, table.c.batches, table.c.frontier
+    ).where(table.c.id == 1)
     if session.get_bind().dialect.name != "sqlite":
         stmt = stmt.with_for_update()
     row = session.execute(stmt).one_or_none()
     if row is None:
         raise ChainError("the ledger has no chain head: apply the migrations first")
-    return Head(seq=row.seq, hash=row.hash, blocks=row.blocks, batches=row.batches)
+    return Head(seq=row.seq, hash=row.hash, blocks=row.blocks, batches=row.batches,
+                frontier=bytes(row.frontier))
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,8 @@ def append(
     new_batches: int = 0,
     at: dt.datetime | None = None,
 ) -> Appended:
-    """Write the next entry and advance the head (seq, hash, and the id counters)."""
+    """Write the next entry, store the Merkle subtrees it completes, and advance the head
+    (seq, hash, id counters, frontier)."""
     at = at or utcnow()
     record = build_record(head, kind, data, at)
     digest = hashlib.sha256(record).hexdigest()
@@ -101,6 +105,12 @@ def append(
         insert(Entry.__table__).values(
             seq=head.next_seq, kind=kind, created_at=at, record=record, hash=digest
         )
+    )
+    frontier = Frontier.from_bytes(head.seq, head.frontier)
+    session.execute(
+        insert(MerkleNode.__table__),
+        [{"level": level, "idx": idx, "hash": value}
+         for level, idx, value in frontier.append(leaf_hash(record))],
     )
     table = ChainHead.__table__
     result = session.execute(
@@ -111,6 +121,7 @@ def append(
             hash=digest,
             blocks=head.blocks + new_blocks,
             batches=head.batches + new_batches,
+            frontier=frontier.to_bytes(),
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -236,6 +236,62 @@ class ListSource:
         return value
 
 
+class Frontier:
+    """The right edge of a growing tree: the roots of the perfect subtrees that make up its
+    first ``size`` leaves, one per set bit of ``size``, largest first.
+
+    That is all an append needs (the left siblings it merges with are exactly these roots)
+    and all the tree head needs, so the journal keeps it on the chain head and appends
+    without reading the stored nodes.
+    """
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        if size < 0 or len(hashes) != bin(size).count("1"):
+            raise ValueError(f"a frontier of {size} leaves holds {bin(size).count('1')} hashes")
+        self.size = size
+        self.hashes = list(hashes)
+
+    @classmethod
+    def from_bytes(cls, size: int, blob: bytes) -> Frontier:
+        """Read a frontier stored as its hashes, concatenated."""
+        if len(blob) % HASH_SIZE:
+            raise ValueError("a stored frontier is a whole number of hashes")
+        return cls(size, [blob[i:i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)])
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self.hashes)
+
+    def perfect(self, level: int, index: int) -> bytes:
+        """The frontier's subtree at ``level``; ``index`` must be where it stands."""
+        position, start = 0, 0
+        for bit in reversed(range(self.size.bit_length())):
+            if self.size >> bit & 1:
+                if bit == level and start == index << level:
+                    return self.hashes[position]
+                position += 1
+                start += 1 << bit
+        raise MerkleProofError(f"({level}, {index}) is not on the frontier of {self.size} leaves")
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Append one leaf hash; return the (level, index, hash) of every subtree it completes."""
+        nodes = nodes_to_store(self.size, leaf, self)
+        merged = len(nodes) - 1
+        if merged:
+            del self.hashes[-merged:]
+        self.hashes.append(nodes[-1][2])
+        self.size += 1
+        return nodes
+
+    def root(self) -> bytes:
+        """The tree head (MTH) of the leaves so far."""
+        if not self.hashes:
+            return EMPTY_ROOT
+        result = self.hashes[-1]
+        for left in reversed(self.hashes[:-1]):
+            result = node_hash(left, result)
+        return result
+
+
 # --- Verification --------------------------------------------------------------------------
 
 

@@ -123,8 +123,8 @@ class Entry(Base):
 class ChainHead(Base):
     """The single row every append locks (invariant 8).
 
-    It holds the last seq and hash, and the counters from which batch and block ids are
-    drawn. Appends are serialised on this row, never on ``max(seq)`` or ``count(*)``.
+    It holds the last seq and hash, the counters from which batch and block ids are drawn,
+    and the Merkle frontier. Appends are serialised on this row, never on ``max(seq)`` or ``count(*)``.
     """
 
     __tablename__ = "ledger_chain_head"
@@ -135,6 +135,8 @@ class ChainHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
     blocks: Mapped[int] = mapped_column(BigInteger, default=0)
     batches: Mapped[int] = mapped_column(BigInteger, default=0)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    """The Merkle tree's right edge (see ``merkle.Frontier``): appends need no other read."""
 
 
 class Batch(Base):
@@ -227,3 +229,32 @@ class Beneficiary(Base):
     name: Mapped[str | None] = mapped_column(Text)
     salt: Mapped[str | None] = mapped_column(String(64))
     erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MerkleNode(Base):
+    """A complete perfect subtree of the journal's Merkle tree (RFC 9162): level 0 holds the
+    leaf hashes, level L the hash of leaves [index * 2**L, (index + 1) * 2**L). Stored as the
+    tree grows, so any proof costs O(log n) reads. Append-only."""
+
+    __tablename__ = "ledger_merkle_nodes"
+    __table_args__ = (CheckConstraint("level >= 0 AND level < 64 AND idx >= 0", name="position"),)
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SignedCheckpoint(Base):
+    """A checkpoint the operator signed: a tree size, its root, and the signed note as served.
+
+    Each one is consistent with the one before (the app checks a consistency proof before it
+    signs). Append-only."""
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (CheckConstraint("size >= 1", name="size_positive"),)
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -126,12 +126,12 @@ def upgrade() -> None:
 
     head = sa.table('ledger_chain_head', *(sa.column(c) for c in genesis_values()))
     op.bulk_insert(head, [genesis_values()])
-    guards.install(op.get_bind())
+    guards.install(op.get_bind(), ('core',))
 
 
 
 def downgrade() -> None:
-    guards.drop(op.get_bind())
+    guards.drop(op.get_bind(), ('core',))
     with op.batch_alter_table('ledger_blocks', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_blocks_unspent')
         batch_op.drop_index(batch_op.f('ix_ledger_blocks_spent_by'))

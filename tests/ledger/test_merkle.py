@@ -455,3 +455,27 @@ def test_reads_stay_logarithmic(size: int) -> None:
     appended = CountingSource(size)
     nodes_to_store(size - 1, LEAVES[0], appended)
     assert appended.calls < size.bit_length()
+
+
+@given(st.integers(min_value=0, max_value=600))
+@settings(max_examples=40, deadline=None)
+def test_frontier_gives_the_tree_head_and_the_stored_nodes(size: int) -> None:
+    leaves = [merkle_module.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    frontier = merkle_module.Frontier()
+    stored: dict[tuple[int, int], bytes] = {}
+    for n, leaf in enumerate(leaves):
+        for level, index, value in frontier.append(leaf):
+            stored[(level, index)] = value
+        restored = merkle_module.Frontier.from_bytes(frontier.size, frontier.to_bytes())
+        assert restored.root() == merkle_module.root_from_leaf_hashes(leaves[: n + 1])
+    assert frontier.root() == merkle_module.root_from_leaf_hashes(leaves)
+    reference = merkle_module.ListSource(leaves)
+    for (level, index), value in stored.items():
+        assert reference.perfect(level, index) == value
+
+
+def test_frontier_refuses_a_wrong_shape() -> None:
+    with pytest.raises(ValueError):
+        merkle_module.Frontier(3, [b"\0" * 32])
+    with pytest.raises(ValueError):
+        merkle_module.Frontier.from_bytes(1, b"\0" * 31)
