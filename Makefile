@@ -20,6 +20,7 @@ migrate: install
 	$(FLASK) db upgrade
 
 demo: migrate
+	$(FLASK) ledger keygen --if-missing
 	$(FLASK) demo load
 
 run: demo

@@ -1,10 +1,7 @@
-"""Export the journal as JSON Lines, with a manifest, for auditors and the offline verifier.
+"""Export the journal for auditors and the offline verifier (layout: ``ledger.bundle``).
 
-``journal.jsonl`` holds one entry a line: ``{"hash", "kind", "record", "seq"}`` where
-``record`` is the canonical record text exactly as hashed (its UTF-8 bytes are what the hash
-covers). ``manifest.json`` names the format, the entry count, the head hash and each file's
-SHA-256. Files are written under temporary names and renamed into place, so an export is
-never half-written.
+Files are written under temporary names and renamed into place, so an export is never
+half-written; the caller's transaction gives one consistent snapshot.
 """
 
 from __future__ import annotations
@@ -18,23 +15,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import canonical
+from .bundle import FORMAT, JOURNAL, MANIFEST, journal_line
 from .schema import Entry
 
-FORMAT = "selva-journal/1"
-JOURNAL = "journal.jsonl"
-MANIFEST = "manifest.json"
 
-
-def export_line(seq: int, kind: str, record: bytes, digest: str) -> bytes:
-    """One line of journal.jsonl (canonical JSON, newline-terminated)."""
-    return canonical.dumps(
-        {"seq": seq, "kind": kind, "record": record.decode("utf-8"), "hash": digest}
-    ) + b"\n"
-
-
-def export(session: Session, directory: Path, *, extra_files: dict[str, bytes] | None = None) -> dict[str, object]:
-    """Write the journal (and any ``extra_files``) into ``directory``; return the manifest."""
+def export(session: Session, directory: Path, *, up_to: int | None = None,
+           extra_files: dict[str, bytes] | None = None) -> dict[str, object]:
+    """Write the journal's entries 1..``up_to`` (default: all) and any ``extra_files`` into
+    ``directory``; return the manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     count = 0
@@ -42,11 +30,12 @@ def export(session: Session, directory: Path, *, extra_files: dict[str, bytes] |
     tmp = directory / f".{JOURNAL}.tmp"
     digest = hashlib.sha256()
     with tmp.open("wb") as out:
-        rows = session.execute(
-            select(Entry.seq, Entry.kind, Entry.record, Entry.hash).order_by(Entry.seq)
-        ).yield_per(5000)
+        stmt = select(Entry.seq, Entry.kind, Entry.record, Entry.hash).order_by(Entry.seq)
+        if up_to is not None:
+            stmt = stmt.where(Entry.seq <= up_to)
+        rows = session.execute(stmt).yield_per(5000)
         for seq, kind, record, entry_hash in rows:
-            line = export_line(seq, kind, bytes(record), entry_hash)
+            line = journal_line(seq, kind, bytes(record), entry_hash)
             out.write(line)
             digest.update(line)
             count += 1

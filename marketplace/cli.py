@@ -19,13 +19,13 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import audit, operations, queries
 from ledger.errors import LedgerError, UnknownProjectError
-from ledger.export import export as export_journal
+from ledger.checkpoint import write_keypair
 from ledger.operations import VerraFields
 from ledger.replay import VerificationError
 from ledger.rules import PURPOSES
 from ledger.schema import Project
 
-from . import demo, migrate
+from . import demo, migrate, signing
 from .database import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,11 +114,40 @@ def verify() -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @clear_errors
 def export(directory: Path) -> None:
-    """Write the journal as JSON Lines, with a manifest, into DIRECTORY."""
+    """Write the journal (JSON Lines), a signed checkpoint, the public key and a manifest
+    into DIRECTORY, for `python -m ledger.verify DIRECTORY`."""
+    manifest = signing.export_bundle(directory)
+    click.echo(f"exported {manifest['entries']} entries to {directory}")
+
+
+@ledger_cli.command("keygen")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="where to write the key pair (default: instance/keys)")
+@click.option("--if-missing", is_flag=True, help="do nothing if the configured key exists")
+@clear_errors
+def keygen(directory: Path | None, if_missing: bool) -> None:
+    """Create an Ed25519 key pair for signing checkpoints (for development)."""
+    app = current_app
+    configured = Path(app.config.get("CHECKPOINT_KEY") or signing.default_key_path(app))
+    if if_missing and configured.exists():
+        click.echo(f"checkpoint key present: {configured}")
+        return
+    target = directory or signing.default_key_path(app).parent
+    target.mkdir(parents=True, exist_ok=True)
+    key_path, pub_path = write_keypair(target, app.config["LEDGER_ORIGIN"])
+    click.echo(f"signer key {key_path} (keep it secret), verifier key {pub_path}")
+    if key_path != configured:
+        click.echo(f"set CARBON_CHECKPOINT_KEY={key_path} to use it")
+
+
+@ledger_cli.command("checkpoint")
+@clear_errors
+def checkpoint() -> None:
+    """Sign a checkpoint of the journal as it stands (if the last one is behind) and print it."""
     session = db.session
     with session.begin():
-        manifest = export_journal(session, directory)
-    click.echo(f"exported {manifest['entries']} entries to {directory}")
+        note = signing.current_checkpoint(session).note
+    click.echo(note, nl=False)
 
 
 @ledger_cli.command("open-account")

@@ -1,0 +1,243 @@
+"""The offline verifier: check an export, or one certificate, with nothing but the files and
+the operator's public key. No database, no Flask, no SQLAlchemy.
+
+    python -m ledger.verify EXPORT_DIR [--key KEY]
+    python -m ledger.verify --certificate CERT.json --key KEY
+
+For an export it recomputes every entry hash and the chain, replays every operation against
+the ledger's rules (the same code ``flask ledger verify`` runs), rebuilds the Merkle tree,
+checks that the signed checkpoint covers exactly this journal, and prints the tonnes issued,
+retired, cancelled and in the buffer pool per project. Valid: exit 0. Otherwise exit 1 with
+the first bad seq (or the checkpoint, or the manifest) and the reason. ``KEY`` is a verifier
+key string or a file holding one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import bundle, canonical
+from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_key
+from .errors import LedgerError
+from .merkle import Frontier, MerkleProofError, leaf_hash, verify_inclusion
+from .replay import Replay, Totals
+from .rules import beneficiary_commitment
+
+
+class Invalid(Exception):
+    """Verification failed at ``where`` (``seq N``, ``checkpoint``, ``manifest``...)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Summary:
+    entries: int
+    head: str
+    checkpoint: Checkpoint
+    totals: dict[str, Totals]
+
+    def lines(self) -> list[str]:
+        out = [
+            f"journal OK: {self.entries:,} entries, head {self.head[:16]}, checkpoint of "
+            f"{self.checkpoint.size:,} entries from {self.checkpoint.origin} verified",
+            f"{'project':<12}{'issued':>14}{'retired':>12}{'cancelled':>11}{'buffer':>11}"
+            f"{'tradable':>14}",
+        ]
+        for project, t in sorted(self.totals.items()):
+            out.append(f"{project:<12}{t.issued:>14,}{t.retired:>12,}{t.cancelled:>11,}"
+                       f"{t.buffer:>11,}{t.tradable:>14,}")
+        return out
+
+
+def load_key(value: str) -> str:
+    """A verifier key given as a string or as a file holding one."""
+    path = Path(value)
+    text = value
+    if "+" not in value or path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise Invalid("key", f"cannot read {value}: {exc}") from None
+    try:
+        parse_verifier_key(text)
+    except CheckpointError as exc:
+        raise Invalid("key", str(exc)) from None
+    return text
+
+
+def verify_export(directory: Path, key: str) -> Summary:
+    """Verify an export directory against ``key``; raise :class:`Invalid` at the first fault."""
+    checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key)
+    state = Replay()
+    frontier = Frontier()
+    journal_digest = hashlib.sha256()
+    try:
+        handle = (directory / bundle.JOURNAL).open("rb")
+    except OSError as exc:
+        raise Invalid("journal", f"cannot read {bundle.JOURNAL}: {exc.strerror}") from None
+    with handle:
+        for line in handle:
+            seq = state.seq + 1
+            journal_digest.update(line)
+            entry = _parse_line(line, seq)
+            if entry["seq"] != seq:
+                found = entry["seq"]
+                if isinstance(found, int) and found < seq:
+                    raise Invalid(f"seq {found}", f"appears again after seq {seq - 1} "
+                                                  "(a duplicated or reordered line)")
+                raise Invalid(f"seq {seq}", f"is missing (the next line holds seq {found!r})")
+            if seq > checkpoint.size:
+                raise Invalid(f"seq {seq}", f"is not covered by the signed checkpoint, which "
+                                            f"ends at seq {checkpoint.size}")
+            record = entry["record"].encode("utf-8")
+            try:
+                parsed = state.apply(seq, record, entry["hash"])
+            except LedgerError as exc:
+                raise Invalid(f"seq {seq}", str(exc)) from None
+            if parsed["kind"] != entry["kind"]:
+                raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
+            frontier.append(leaf_hash(record))
+    if state.seq < checkpoint.size:
+        raise Invalid(f"seq {state.seq + 1}", f"is missing: the signed checkpoint covers "
+                                              f"{checkpoint.size} entries, the journal ends at "
+                                              f"{state.seq} (truncated?)")
+    if frontier.root() != checkpoint.root:
+        raise Invalid("checkpoint", "its root hash is not the journal's tree head: the log "
+                                    "was forked or rewritten")
+    try:
+        state.check_coverage()
+    except LedgerError as exc:
+        raise Invalid("journal", str(exc)) from None
+    _check_manifest(directory, state, journal_digest.hexdigest())
+    return Summary(state.seq, state.head, checkpoint, state.totals())
+
+
+def _open_checkpoint(path: Path, key: str) -> Checkpoint:
+    try:
+        note = path.read_bytes()
+    except OSError as exc:
+        raise Invalid("checkpoint", f"cannot read {path.name}: {exc.strerror}") from None
+    try:
+        return open_note(note, key)
+    except CheckpointError as exc:
+        raise Invalid("checkpoint", str(exc)) from None
+
+
+def _parse_line(line: bytes, seq: int) -> dict[str, Any]:
+    if not line.endswith(b"\n"):
+        raise Invalid(f"seq {seq}", "the last line is cut short (the file is truncated)")
+    try:
+        entry = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid(f"seq {seq}", "the line is not valid JSON (truncated or damaged)") from None
+    if (not isinstance(entry, dict) or set(entry) != {"seq", "kind", "record", "hash"}
+            or not isinstance(entry["record"], str) or not isinstance(entry["hash"], str)):
+        raise Invalid(f"seq {seq}", "the line is not an entry {seq, kind, record, hash}")
+    return entry
+
+
+def _check_manifest(directory: Path, state: Replay, journal_sha256: str) -> None:
+    try:
+        manifest = json.loads((directory / bundle.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Invalid("manifest", f"cannot read {bundle.MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != bundle.FORMAT:
+        raise Invalid("manifest", f"not a {bundle.FORMAT} export")
+    if manifest.get("entries") != state.seq or manifest.get("head") != state.head:
+        raise Invalid("manifest", "its entry count or head hash differs from the journal")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or files.get(bundle.JOURNAL) != journal_sha256:
+        raise Invalid("manifest", f"the SHA-256 of {bundle.JOURNAL} differs from the manifest's")
+
+
+def verify_certificate(certificate: dict[str, Any], key: str) -> str:
+    """Check that one retirement certificate is in the log the key's checkpoint commits to."""
+    if not isinstance(certificate, dict) or certificate.get("format") != bundle.CERTIFICATE_FORMAT:
+        raise Invalid("certificate", f"not a {bundle.CERTIFICATE_FORMAT} document")
+    try:
+        seq = certificate["seq"]
+        record = certificate["record"].encode("utf-8")
+        digest = certificate["hash"]
+        note = certificate["checkpoint"].encode("utf-8")
+        proof = [base64.b64decode(p, validate=True) for p in certificate["inclusion_proof"]]
+    except (KeyError, AttributeError, TypeError, binascii.Error):
+        raise Invalid("certificate", "a field is missing or malformed") from None
+    if hashlib.sha256(record).hexdigest() != digest:
+        raise Invalid(f"seq {seq}", "the entry hash is not the SHA-256 of the record")
+    try:
+        parsed = canonical.loads(record)
+    except LedgerError as exc:
+        raise Invalid(f"seq {seq}", str(exc)) from None
+    if not isinstance(parsed, dict) or parsed.get("seq") != seq or parsed.get("kind") != "retire":
+        raise Invalid(f"seq {seq}", "the record is not the retirement this certificate names")
+    try:
+        checkpoint = open_note(note, key)
+    except CheckpointError as exc:
+        raise Invalid("checkpoint", str(exc)) from None
+    try:
+        verify_inclusion(seq - 1, checkpoint.size, leaf_hash(record), proof, checkpoint.root)
+    except MerkleProofError as exc:
+        raise Invalid(f"seq {seq}", f"not proven to be in the signed log: {exc}") from None
+    data = parsed["data"]
+    who = "a beneficiary whose name was withheld"
+    beneficiary = certificate.get("beneficiary")
+    if isinstance(beneficiary, dict) and beneficiary.get("name") is not None:
+        name, salt = beneficiary.get("name"), beneficiary.get("salt")
+        if not isinstance(name, str) or not isinstance(salt, str) or \
+                beneficiary_commitment(salt, name) != data.get("beneficiary"):
+            raise Invalid(f"seq {seq}", "the beneficiary's name does not match the record's "
+                                        "commitment")
+        who = name
+    return (f"certificate OK: seq {seq}, {data.get('quantity'):,} t retired for {who} on "
+            f"{data.get('date')}, included in the signed log of {checkpoint.size:,} entries "
+            f"({checkpoint.origin})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ledger.verify",
+        description="Verify a Selva journal export, or one retirement certificate, offline.",
+    )
+    parser.add_argument("directory", nargs="?", type=Path, help="an export directory")
+    parser.add_argument("--key", help="the operator's verifier key, or a file holding it "
+                                      "(default for an export: its key.pub)")
+    parser.add_argument("--certificate", type=Path, help="a certificate JSON file to check")
+    args = parser.parse_args(argv)
+    try:
+        if args.certificate is not None:
+            if args.key is None:
+                parser.error("--certificate needs --key")
+            try:
+                certificate = json.loads(args.certificate.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise Invalid("certificate", f"cannot read {args.certificate}: {exc}") from None
+            print(verify_certificate(certificate, load_key(args.key)))
+            return 0
+        if args.directory is None:
+            parser.error("give an export directory, or --certificate FILE --key KEY")
+        if args.key is None:
+            print(f"note: trusting {bundle.KEY} from the export; compare it with the key the "
+                  "operator publishes, or pass --key", file=sys.stderr)
+        key = load_key(args.key or str(args.directory / bundle.KEY))
+        summary = verify_export(args.directory, key)
+    except Invalid as exc:
+        print(f"INVALID: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
