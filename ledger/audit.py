@@ -54,7 +54,6 @@ def verify(session: Session) -> Report:
         if parsed["kind"] != kind:
             raise VerificationError(seq, f"the kind column says {kind!r}, the record {parsed['kind']!r}")
         tree.add(bytes(record))
-    tree.finish()
 
     head = session.get(ChainHead, 1)
     if head is None:
@@ -66,6 +65,7 @@ def verify(session: Session) -> Report:
         raise VerificationError(state.seq, "the chain head does not match the last entry")
     if head.blocks != state.next_block - 1 or head.batches != state.next_batch - 1:
         raise VerificationError(state.seq, "the chain head's block or batch counter is wrong")
+    tree.finish()
     if bytes(head.frontier) != tree.frontier.to_bytes():
         raise VerificationError(state.seq, "the chain head's Merkle frontier does not match the journal")
 
@@ -157,12 +157,18 @@ def _compare_batches(session: Session, state: Replay) -> None:
         expected = state.batches.get(batch.id)
         if expected is None:
             raise VerificationError(batch.issued_by, f"batch {batch.id} has no issue entry")
-        actual = (batch.first_serial, batch.last_serial, batch.origin, batch.scheme,
+        serial = {"scheme": batch.scheme}
+        if batch.scheme == "verra":
+            serial.update(issuance=batch.verra_issuance, code=batch.verra_code,
+                          scope=batch.verra_scope, flag=batch.verra_flag)
+        actual = (batch.first_serial, batch.last_serial, batch.origin, serial,
                   batch.vintage_start.isoformat(), batch.vintage_end.isoformat(),
-                  batch.project.ref, batch.buffer_quantity, batch.issued_by)
-        wanted = (expected.first, expected.last, expected.origin, expected.scheme,
-                  expected.vintage_start, expected.vintage_end, expected.project,
-                  expected.buffer_quantity, expected.issued_by)
+                  batch.issued_on.isoformat(), batch.project.ref, batch.project.country,
+                  batch.buffer_quantity, batch.issued_by)
+        wanted = (expected.first, expected.last, expected.origin, expected.serial,
+                  expected.vintage_start, expected.vintage_end, expected.issued,
+                  expected.project, expected.country, expected.buffer_quantity,
+                  expected.issued_by)
         if actual != wanted:
             raise VerificationError(expected.issued_by, f"batch {batch.id} differs from its issue entry")
     for batch_id, replayed in state.batches.items():

@@ -200,14 +200,12 @@ def timeline(session: Session, serial: str | int) -> list[Timeline]:
     ``SerialFormatError`` for anything else; an unknown serial gives an empty list.
     """
     if isinstance(serial, int) and not isinstance(serial, bool):
-        number = serial
+        number = _serial_number(serial)
         batches = _batches_holding(session, number, None)
     else:
         text = str(serial).strip()
-        if text.isdigit():
-            number = int(text)
-            if not 1 <= number <= MAX_SERIAL:
-                raise SerialFormatError(f"serial number {text} is out of range")
+        if text.isascii() and text.isdigit():
+            number = _serial_number(int(text) if len(text) <= 17 else MAX_SERIAL + 1)
             batches = _batches_holding(session, number, None)
         else:
             parsed = parse_serial(text)
@@ -233,6 +231,12 @@ def timeline(session: Session, serial: str | int) -> list[Timeline]:
         ]
         result.append(Timeline(batch, number, steps))
     return result
+
+
+def _serial_number(number: int) -> int:
+    if not 1 <= number <= MAX_SERIAL:
+        raise SerialFormatError(f"serial number {number} is out of range (1 to {MAX_SERIAL})")
+    return number
 
 
 def _same_batch(batch: Batch, parsed: VerraSerial | NativeSerial) -> bool:

@@ -61,10 +61,12 @@ class ReplayedBatch:
     project_name: str
     country: str
     scheme: str
+    serial: dict[str, Any]
     first: int
     last: int
     vintage_start: str
     vintage_end: str
+    issued: str
     origin: str | None
     buffer_account: int | None
     buffer_quantity: int
@@ -173,7 +175,14 @@ class Replay:
         parse_date(batch["issued"], "issuance date")
         validate_country(project["country"])
         scheme = batch["serial"]["scheme"]
-        if scheme not in ("verra", "native"):
+        if scheme == "verra":
+            _keys(batch["serial"], {"scheme", "issuance", "code", "scope", "flag"})
+            for field in ("issuance", "code", "scope", "flag"):
+                if not isinstance(batch["serial"][field], int) or isinstance(batch["serial"][field], bool):
+                    raise ChainError(f"the Verra serial field {field} must be a whole number")
+        elif scheme == "native":
+            _keys(batch["serial"], {"scheme"})
+        else:
             raise ChainError(f"unknown serial scheme {scheme!r}")
         origin = batch["origin"]
         if origin is not None:
@@ -208,10 +217,12 @@ class Replay:
             project_name=project["name"],
             country=project["country"],
             scheme=scheme,
+            serial=dict(batch["serial"]),
             first=first,
             last=last,
             vintage_start=batch["vintage_start"],
             vintage_end=batch["vintage_end"],
+            issued=batch["issued"],
             origin=origin,
             buffer_account=buffer_account,
             buffer_quantity=buffer_quantity,

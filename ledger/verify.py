@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import hashlib
 import json
 import sys
@@ -140,11 +139,16 @@ def _parse_line(line: bytes, seq: int) -> dict[str, Any]:
         raise Invalid(f"seq {seq}", "the last line is cut short (the file is truncated)")
     try:
         entry = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise Invalid(f"seq {seq}", "the line is not valid JSON (truncated or damaged)") from None
     if (not isinstance(entry, dict) or set(entry) != {"seq", "kind", "record", "hash"}
-            or not isinstance(entry["record"], str) or not isinstance(entry["hash"], str)):
+            or not isinstance(entry["record"], str) or not isinstance(entry["hash"], str)
+            or isinstance(entry["seq"], bool)):
         raise Invalid(f"seq {seq}", "the line is not an entry {seq, kind, record, hash}")
+    try:
+        entry["record"].encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"seq {seq}", "the record is not valid Unicode text") from None
     return entry
 
 
@@ -172,8 +176,10 @@ def verify_certificate(certificate: dict[str, Any], key: str) -> str:
         digest = certificate["hash"]
         note = certificate["checkpoint"].encode("utf-8")
         proof = [base64.b64decode(p, validate=True) for p in certificate["inclusion_proof"]]
-    except (KeyError, AttributeError, TypeError, binascii.Error):
+    except (KeyError, AttributeError, TypeError, ValueError):
         raise Invalid("certificate", "a field is missing or malformed") from None
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise Invalid("certificate", "its seq is not a positive whole number")
     if hashlib.sha256(record).hexdigest() != digest:
         raise Invalid(f"seq {seq}", "the entry hash is not the SHA-256 of the record")
     try:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -49,6 +50,18 @@ def clear_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class Commands(AppGroup):
+    """A command group that runs in the app context and answers bad usage in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            error = click.ClickException(exc.format_message().splitlines()[-1])
+            error.exit_code = 2
+            raise error from None
+
+
 def _period(value: str) -> tuple[dt.date, dt.date]:
     try:
         start, _, end = value.partition(":")
@@ -75,7 +88,7 @@ def _account_id(session: Any, name: str) -> int:
     return operations.get_account(session, int(name) if name.isdigit() else name).id
 
 
-db_cli = click.Group("db", help="Apply the Alembic migrations.")
+db_cli = Commands("db", help="Apply the Alembic migrations.")
 
 
 @db_cli.command("upgrade")
@@ -94,7 +107,7 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
-ledger_cli = click.Group("ledger", help="Operate and verify the credit ledger.")
+ledger_cli = Commands("ledger", help="Operate and verify the credit ledger.")
 
 
 @ledger_cli.command("verify")
@@ -314,7 +327,7 @@ def balance(account: str) -> None:
     click.echo(f"total {total:,} t tradable")
 
 
-demo_cli = click.Group("demo", help="Demo data for a local run.")
+demo_cli = Commands("demo", help="Demo data for a local run.")
 
 
 @demo_cli.command("load")

@@ -118,7 +118,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def engine(databases: Databases, backend: str) -> Iterator[Engine]:
-    eng = make_engine(databases.template(backend))
+    # A copy, not the template itself: PostgreSQL copies a template only while no one is
+    # connected to it, and this engine keeps pooled connections for the whole session.
+    eng = make_engine(databases.fresh(backend))
     yield eng
     eng.dispose()
 
