@@ -37,6 +37,7 @@ from .rules import (
     MAX_SERIAL,
     BlockRange,
     beneficiary_commitment,
+    check_id,
     check_movable,
     parse_date,
     plan_spend,
@@ -94,12 +95,10 @@ def open_account(session: Session, name: str, kind: str) -> Account:
 
 def get_account(session: Session, account: int | str) -> Account:
     """Find an account by id or by name."""
-    if isinstance(account, bool):
-        raise UnknownAccountError(f"no account {account!r}")
-    if isinstance(account, int):
-        found = session.get(Account, account)
-    else:
+    if isinstance(account, str):
         found = session.scalars(select(Account).where(Account.name == account)).one_or_none()
+    else:
+        found = session.get(Account, check_id(account, UnknownAccountError, "account"))
     if found is None:
         raise UnknownAccountError(f"no account {account!r}")
     return found
@@ -165,7 +164,7 @@ def issue(
     serials. ``origin`` (e.g. ``VCS:9660``) is unique: nothing is imported twice. For forest
     projects a ``buffer_quantity`` taken from the top of the range goes to the buffer pool.
     """
-    project = session.get(Project, project_id)
+    project = session.get(Project, check_id(project_id, UnknownProjectError, "project"))
     if project is None:
         raise UnknownProjectError(f"no project {project_id!r}")
     account = get_account(session, account_id)
@@ -298,6 +297,8 @@ def transfer(
     check_movable(sender.kind)
     if sender.id == receiver.id:
         raise AccountKindError("a transfer must go to another account")
+    if receiver.kind == "buffer":
+        raise AccountKindError("the buffer pool is filled only by issuance shares, not transfers")
     head = journal.locked_head(session)
     inputs = _inputs(session, sender.id, quantity, batch_id, project_id, block_ids)
     created = plan_spend(inputs, quantity, holder=sender.id, to_account=receiver.id,
@@ -437,15 +438,16 @@ def _inputs(
         .order_by(batches.c.vintage_start, batches.c.id, blocks.c.first_serial)
     )
     if batch_id is not None:
-        if session.get(Batch, batch_id) is None:
+        if session.get(Batch, check_id(batch_id, UnknownBatchError, "batch")) is None:
             raise UnknownBatchError(f"no batch {batch_id!r}")
         stmt = stmt.where(blocks.c.batch_id == batch_id)
     if project_id is not None:
-        if session.get(Project, project_id) is None:
+        if session.get(Project, check_id(project_id, UnknownProjectError, "project")) is None:
             raise UnknownProjectError(f"no project {project_id!r}")
         stmt = stmt.where(batches.c.project_id == project_id)
     if block_ids is not None:
-        wanted = list(dict.fromkeys(block_ids))
+        wanted = list(dict.fromkeys(
+            check_id(b, NotHolderError, "block to spend here") for b in block_ids))
         rows = session.execute(stmt.where(blocks.c.id.in_(wanted))).all()
         found = {row.id for row in rows}
         missing = [b for b in wanted if b not in found]

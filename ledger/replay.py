@@ -271,6 +271,8 @@ class Replay:
         to_account = _int(data["to"], "to")
         if to_account == holder:
             raise ChainError("a transfer must go to another account")
+        if to_account in self.buffer_accounts:
+            raise ChainError("the buffer pool is filled only by issuance shares, not transfers")
         self._spend(seq, data, holder, to_account, "tradable")
 
     def _retire(self, seq: int, data: dict[str, Any]) -> None:

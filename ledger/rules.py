@@ -86,6 +86,17 @@ class BlockRange:
         }
 
 
+MAX_ID = 2**31 - 1
+"""Ids the ledger hands out fit the smallest id column (a PostgreSQL INTEGER)."""
+
+
+def check_id(value: object, error: type[Exception], what: str) -> int:
+    """An id is a whole number in range; anything else is refused before it reaches SQL."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise error(f"no {what} {value!r}")
+    return value
+
+
 def validate_quantity(quantity: object) -> int:
     """Invariant 2: whole tonnes only, at least one, no absurd amounts."""
     if isinstance(quantity, bool) or not isinstance(quantity, int):
