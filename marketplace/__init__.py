@@ -11,8 +11,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then CARBON_* environment, then ``test_config``."""
     from pathlib import Path
 
-    from . import cli, config, errors, views
+    from . import auth, cart, catalogue, cli, config, errors, formatting, operator, orders, orgs, registry
     from .database import db
+    from .extensions import csrf, limiter, login_manager
+    from .payments import demo, webhooks
 
     root = Path(__file__).resolve().parent.parent
     app = Flask(
@@ -23,7 +25,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     config.load(app, test_config)
     db.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
     errors.register(app)
-    app.register_blueprint(views.bp)
+    formatting.register(app)
+    catalogue.register(app)
+    registry.register(app)
+    for blueprint in (auth.bp, cart.bp, orders.bp, orgs.bp, operator.bp, webhooks.bp):
+        app.register_blueprint(blueprint)
+    if app.config["PAYMENT_GATEWAY"] == "demo":
+        app.register_blueprint(demo.bp)
     cli.register(app)
     return app

@@ -92,7 +92,7 @@ db_cli = Commands("db", help="Apply the Alembic migrations.")
 
 
 @db_cli.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: the newest)."""
     migrate.upgrade(current_app.config["DATABASE_URL"], revision)
@@ -337,7 +337,8 @@ def demo_load() -> None:
     session = db.session
     with session.begin():
         added = demo.load(session)
-    click.echo(f"demo data: {added['batches']} batches and {added['entries']} entries added")
+    click.echo(f"demo data: {added['batches']} batches, {added['entries']} entries and "
+               f"{added['listings']} listings added")
 
 
 def register(app: Flask) -> None:

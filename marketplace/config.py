@@ -21,6 +21,14 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SITE_NAME": "Selva",
         "LEDGER_ORIGIN": "selva.example/ledger",
         "PAYMENT_GATEWAY": "demo",
+        "STRIPE_SECRET_KEY": None,
+        "STRIPE_API_BASE": None,
+        "STRIPE_WEBHOOK_SECRET": None,
+        "WEBHOOK_TOLERANCE": 300,
+        "CHECKPOINT_KEY": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": None,
     }
 
 
@@ -33,10 +41,21 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     if not app.config.get("SECRET_KEY"):
         if production:
             raise ConfigError("CARBON_SECRET_KEY must be set in production")
-        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
-    if production and app.config["PAYMENT_GATEWAY"] == "demo":
+        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path), "secret_key")
+    gateway = app.config["PAYMENT_GATEWAY"]
+    if gateway not in ("demo", "stripe"):
+        raise ConfigError(f"CARBON_PAYMENT_GATEWAY must be demo or stripe, not {gateway!r}")
+    if production and gateway == "demo":
         raise ConfigError("the demo payment gateway is refused in production: "
                           "set CARBON_PAYMENT_GATEWAY=stripe")
+    if gateway == "stripe" and not (app.config["STRIPE_SECRET_KEY"]
+                                    and app.config["STRIPE_WEBHOOK_SECRET"]):
+        raise ConfigError("the stripe gateway needs CARBON_STRIPE_SECRET_KEY and "
+                          "CARBON_STRIPE_WEBHOOK_SECRET")
+    if not app.config["STRIPE_WEBHOOK_SECRET"]:
+        # The demo gateway signs its webhooks with a per-checkout secret, like the session key.
+        app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_" + _development_secret(
+            Path(app.instance_path), "webhook_secret")
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -46,10 +65,10 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     )
 
 
-def _development_secret(instance: Path) -> str:
+def _development_secret(instance: Path, name: str) -> str:
     """A per-checkout secret kept in instance/, so development sessions survive restarts."""
     instance.mkdir(parents=True, exist_ok=True)
-    path = instance / "secret_key"
+    path = instance / name
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)

@@ -129,4 +129,7 @@ def load(session: Session) -> dict[str, int]:
                 country="PE", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
             )
             added["entries"] += 2
+    from .listings_demo import load_listings
+
+    added["listings"] = load_listings(session)
     return added

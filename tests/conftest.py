@@ -144,6 +144,15 @@ def session(engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
+@pytest.fixture(autouse=True)
+def _dispose_app_engines() -> Iterator[None]:
+    """Apps made in a test close their database connections when it ends."""
+    yield
+    from marketplace.database import db
+
+    db.dispose_all()
+
+
 @pytest.fixture
 def pg_url(databases: Databases) -> str:
     """A fresh, migrated PostgreSQL database for tests that commit from many threads."""

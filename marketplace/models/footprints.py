@@ -1,0 +1,3 @@
+"""Saved footprints and monthly offset subscriptions (issue: individuals)."""
+
+from __future__ import annotations

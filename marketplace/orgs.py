@@ -1,0 +1,130 @@
+"""Organisations: a company account with members. Credits bought for it are held by its own
+ledger account; its admins add and remove members and retire its credits."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+from wtforms import EmailField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, Length
+
+from ledger import operations, queries
+
+from .database import db
+from .models import Membership, Organisation, User
+
+bp = Blueprint("orgs", __name__, url_prefix="/organisations")
+
+
+class OrganisationForm(FlaskForm):
+    name = StringField("Organisation name", validators=[DataRequired(), Length(max=160)])
+
+
+class MemberForm(FlaskForm):
+    email = EmailField("Member's email (they need an account)", validators=[DataRequired(), Email()])
+    role = SelectField("Role", choices=[SelectChoice("member", "Member"), SelectChoice("admin", "Admin")])
+
+
+class RemoveForm(FlaskForm):
+    pass
+
+
+def _membership(org_id: int) -> Membership:
+    """The current user's membership of the organisation, or 404 (not 403: others' objects
+    are not even acknowledged)."""
+    membership = db.session.scalars(
+        select(Membership).where(Membership.organisation_id == org_id,
+                                 Membership.user_id == current_user.id)
+    ).one_or_none()
+    if membership is None:
+        abort(404)
+    return membership
+
+
+def create_organisation(name: str, admin: User) -> Organisation:
+    """A new organisation with its own ledger account, ``admin`` its first admin."""
+    import secrets
+
+    session = db.session
+    account = operations.open_account(session, f"org:new:{secrets.token_hex(8)}", "organisation")
+    org = Organisation(name=name.strip(), ledger_account_id=account.id)
+    session.add(org)
+    session.flush()
+    account.name = f"org:{org.id}"
+    session.add(Membership(user_id=admin.id, organisation_id=org.id, role="admin"))
+    session.flush()
+    return org
+
+
+@bp.route("", methods=["GET", "POST"])
+@login_required
+def index() -> str | Response:
+    form = OrganisationForm()
+    if form.validate_on_submit():
+        with db.session.begin():
+            org = create_organisation(form.name.data, current_user._get_current_object())
+        flash(f"{org.name} is set up; you are its admin.", "success")
+        return redirect(url_for("orgs.show", org_id=org.id))
+    with db.session.begin():
+        memberships = list(current_user.memberships)
+        return render_template("orgs/index.html", form=form, memberships=memberships)
+
+
+@bp.route("/<int:org_id>", methods=["GET", "POST"])
+@login_required
+def show(org_id: int) -> str | Response:
+    form = MemberForm()
+    with db.session.begin():
+        mine = _membership(org_id)
+        is_admin = mine.role == "admin"
+    if form.validate_on_submit():
+        if not is_admin:
+            abort(403)
+        with db.session.begin():
+            user = db.session.scalars(
+                select(User).where(User.email == form.email.data.strip().lower())
+            ).one_or_none()
+            if user is None:
+                form.email.errors.append("No account uses that email; ask them to sign up first.")
+            elif db.session.scalar(select(Membership.id).where(
+                    Membership.organisation_id == org_id, Membership.user_id == user.id)):
+                form.email.errors.append("They are already a member.")
+            else:
+                db.session.add(Membership(user_id=user.id, organisation_id=org_id,
+                                          role=form.role.data))
+                flash(f"{user.name} added as {form.role.data}.", "success")
+        if not form.errors:
+            return redirect(url_for("orgs.show", org_id=org_id))
+    with db.session.begin():
+        mine = _membership(org_id)
+        org = mine.organisation
+        return render_template("orgs/show.html", org=org, mine=mine, form=form,
+                               remove_form=RemoveForm(),
+                               holdings=queries.holdings(db.session, org.ledger_account_id))
+
+
+@bp.post("/<int:org_id>/members/<int:member_id>/remove")
+@login_required
+def remove(org_id: int, member_id: int) -> Response:
+    form = RemoveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with db.session.begin():
+        mine = _membership(org_id)
+        if mine.role != "admin":
+            abort(403)
+        target = db.session.get(Membership, member_id)
+        if target is None or target.organisation_id != org_id:
+            abort(404)
+        admins = db.session.scalar(select(func.count(Membership.id)).where(
+            Membership.organisation_id == org_id, Membership.role == "admin")) or 0
+        if target.role == "admin" and admins <= 1:
+            flash("An organisation needs at least one admin: add another admin first.", "error")
+        else:
+            db.session.delete(target)
+            flash("Member removed.", "info")
+    return redirect(url_for("orgs.show", org_id=org_id))

@@ -1,0 +1,103 @@
+"""``POST /webhooks/stripe``: verify, store the event once, dispatch.
+
+The signature is checked on the raw body with the official library. Each event id is stored
+once (a repeated delivery does nothing), and each handler is idempotent on the order, whose
+status only moves forward, so Stripe's retries and reordering cannot fulfil twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import stripe
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
+
+from ledger.errors import LedgerError
+
+from .. import checkout
+from ..database import db
+from ..extensions import csrf
+from ..models import Order, PaymentEvent
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+FULFIL = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+RELEASE = {"checkout.session.expired": "expired", "checkout.session.async_payment_failed": "failed"}
+
+
+class BadEvent(Exception):
+    """The request is not a correctly signed event."""
+
+
+def construct_event(payload: bytes, signature: str | None) -> dict[str, Any]:
+    secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
+    if not signature:
+        raise BadEvent("missing Stripe-Signature header")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret,
+                                               tolerance=current_app.config["WEBHOOK_TOLERANCE"])
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise BadEvent(f"invalid payload or signature: {type(exc).__name__}") from None
+    return dict(json.loads(payload))
+
+
+def handle_event(event: dict[str, Any]) -> tuple[str, int]:
+    """Store and dispatch one verified event; return (outcome, HTTP status)."""
+    event_id = event.get("id")
+    event_type = event.get("type", "")
+    obj = (event.get("data") or {}).get("object") or {}
+    if not isinstance(event_id, str) or not isinstance(obj, dict):
+        return "malformed event", 400
+    reference = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order")
+    session = db.session
+    try:
+        with session.begin():
+            order = checkout.locked_order(session, reference) if isinstance(reference, str) else None
+            stored = PaymentEvent(id=event_id, type=str(event_type)[:80],
+                                  order_id=order.id if order else None,
+                                  created=int(event.get("created") or 0))
+            session.add(stored)
+            session.flush()
+            stored.outcome = _dispatch(session, event_type, obj, reference)
+        return stored.outcome, 200
+    except IntegrityError:
+        session.rollback()
+        return "duplicate event: already handled", 200
+    except LedgerError as exc:
+        session.rollback()
+        log.error("fulfilment of %s failed: %s", reference, exc)
+        return "fulfilment failed; will retry", 500
+
+
+def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
+    if not isinstance(reference, str):
+        return "no order reference: ignored"
+    if event_type in FULFIL:
+        if obj.get("payment_status") not in ("paid", "no_payment_required"):
+            return f"payment status {obj.get('payment_status')!r}: waiting"
+        amount = obj.get("amount_total")
+        currency = obj.get("currency")
+        if not isinstance(amount, int) or not isinstance(currency, str):
+            return "no amount or currency: ignored"
+        return checkout.fulfil(session, reference, amount_minor=amount, currency=currency,
+                               payment_reference=obj.get("payment_intent"))
+    if event_type in RELEASE:
+        return checkout.release(session, reference, RELEASE[event_type])
+    return f"{event_type}: not handled"
+
+
+@bp.post("/webhooks/stripe")
+@csrf.exempt
+def stripe_webhook() -> ResponseReturnValue:
+    payload = request.get_data(cache=False)
+    try:
+        event = construct_event(payload, request.headers.get("Stripe-Signature"))
+    except BadEvent as exc:
+        return jsonify(error=str(exc)), 400
+    outcome, status = handle_event(event)
+    return jsonify(outcome=outcome), status
