@@ -1,0 +1,641 @@
+"""The public registry: totals, retirements, serial look-up, certificates, and the raw ledger
+(signed checkpoints, the journal, Merkle proofs) for anyone who wants to check it themselves.
+
+Everything here is public and read-only except erasing a beneficiary's name, which only an
+operator may do. Pages never show who holds an account: the ledger names accounts by id, and
+the registry shows only the account's kind ("a buyer's account"). The one personal datum shown
+is a retirement's beneficiary, a name the buyer chose to publish, until it is erased.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from ledger import bundle, canonical, operations, queries, tree
+from ledger.checkpoint import CheckpointError
+from ledger.errors import ChainError, LedgerError, SerialFormatError
+from ledger.merkle import MerkleProofError, leaf_hash
+from ledger.rules import MAX_SERIAL, PURPOSES
+from ledger.schema import Account, Batch, Beneficiary, Block, Entry, Project, SignedCheckpoint
+from ledger.serials import parse_serial
+
+from . import certificates, formatting, signing
+from .database import db
+from .extensions import limiter
+
+bp = Blueprint("registry", __name__)
+
+PER_PAGE = 25
+JOURNAL_CHUNK = 2000
+MAX_QUERY = 200
+
+HOLDER_LABELS = {
+    "issuer": "the issuer",
+    "inventory": "the marketplace's inventory",
+    "customer": "a buyer's account",
+    "organisation": "an organisation's account",
+    "buffer": "the buffer pool",
+}
+"""How an account is shown in public: by its kind, never by who holds it."""
+
+STATE_LABELS = {"tradable": "tradable", "retired": "retired", "cancelled": "cancelled"}
+
+
+def register(app: Flask) -> None:
+    """Register the registry's blueprint."""
+    formatting.register(app)
+    app.register_blueprint(bp)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(bytes(raw)).decode("ascii")
+
+
+def holder_label(kind: str | None) -> str:
+    return HOLDER_LABELS.get(kind or "", "an account")
+
+
+# -- overview -------------------------------------------------------------------------------
+
+
+@bp.get("/registry")
+def index() -> str:
+    session = db.session
+    with session.begin():
+        projects = queries.projects(session)
+        totals = queries.batch_totals(session)
+        per_project = queries.project_totals(session)
+        overall = queries.BatchTotals()
+        for project_totals in per_project.values():
+            overall.add(project_totals)
+        return render_template(
+            "registry/index.html",
+            projects=projects,
+            totals=totals,
+            per_project=per_project,
+            overall=overall,
+            empty=queries.BatchTotals(),
+            entries=queries.recent_entries(session, 20),
+            checkpoint=tree.latest_checkpoint(session),
+            journal_size=tree.size(session),
+            b64=_b64,
+        )
+
+
+# -- retirements ----------------------------------------------------------------------------
+
+
+@dataclass
+class RetirementSearch:
+    """The retirement search form, read from the query string; ``errors`` say what was wrong."""
+
+    beneficiary: str = ""
+    project: str = ""
+    vintage: str = ""
+    date_from: str = ""
+    date_to: str = ""
+    serial: str = ""
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+    project_id: int | None = None
+    vintage_year: int | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    serial_number: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return any((self.beneficiary, self.project, self.vintage, self.date_from, self.date_to,
+                    self.serial))
+
+    def params(self, **changes: Any) -> dict[str, Any]:
+        values = {"beneficiary": self.beneficiary, "project": self.project,
+                  "vintage": self.vintage, "from": self.date_from, "to": self.date_to,
+                  "serial": self.serial, "page": self.page}
+        values.update(changes)
+        return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)}
+
+
+def _arg(args: Mapping[str, str], name: str) -> str:
+    return str(args.get(name, "") or "").strip()
+
+
+def _date_arg(text: str, what: str, search: RetirementSearch) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        search.errors.append(f"The {what} date must be a date written as YYYY-MM-DD.")
+        return None
+
+
+def parse_search(args: Mapping[str, str], projects: list[Project]) -> RetirementSearch:
+    """Read and check the search parameters; every problem becomes a message, never a 500."""
+    search = RetirementSearch(
+        beneficiary=_arg(args, "beneficiary"), project=_arg(args, "project"),
+        vintage=_arg(args, "vintage"), date_from=_arg(args, "from"), date_to=_arg(args, "to"),
+        serial=_arg(args, "serial"),
+    )
+    page = _arg(args, "page")
+    search.page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 else 1
+    search.page = max(search.page, 1)
+    for name in ("beneficiary", "project", "vintage", "date_from", "date_to", "serial"):
+        if len(getattr(search, name)) > MAX_QUERY:
+            search.errors.append(f"The {name.replace('_', ' ')} is too long to search for.")
+            setattr(search, name, getattr(search, name)[:MAX_QUERY])
+    if search.errors:
+        return search
+    if search.project:
+        found = next((p for p in projects if p.ref.lower() == search.project.lower()
+                      or str(p.id) == search.project), None)
+        if found is None:
+            search.errors.append(f"There is no project {search.project!r} on this registry.")
+        else:
+            search.project_id = found.id
+    if search.vintage:
+        year = search.vintage
+        if year.isascii() and year.isdigit() and len(year) == 4 and 1900 <= int(year) <= 2200:
+            search.vintage_year = int(year)
+        else:
+            search.errors.append("The vintage must be a year, like 2016.")
+    search.start = _date_arg(search.date_from, "from", search)
+    search.end = _date_arg(search.date_to, "to", search)
+    if search.start and search.end and search.start > search.end:
+        search.errors.append("The date range starts after it ends.")
+    if search.serial:
+        text = search.serial
+        if text.isascii() and text.isdigit():
+            number = int(text)
+            if 1 <= number <= MAX_SERIAL:
+                search.serial_number = number
+            else:
+                search.errors.append(f"Serial number {text} is out of range.")
+        else:
+            try:
+                search.serial_number = parse_serial(text).first
+            except SerialFormatError as exc:
+                search.errors.append(f"That is not a serial number or serial string: {exc}.")
+    return search
+
+
+def _retired_block_exists(*conditions: Any) -> Any:
+    return exists(
+        select(Block.id).join(Batch, Batch.id == Block.batch_id)
+        .where(Block.created_by == Entry.seq, Block.state == "retired", *conditions)
+    )
+
+
+def search_statement(search: RetirementSearch) -> Select[Any]:
+    """Retirement entries matching the search, newest first, with the beneficiary's name."""
+    stmt = (
+        select(Entry.seq, Entry.hash, Entry.record, Entry.created_at, Beneficiary.name)
+        .outerjoin(Beneficiary, Beneficiary.seq == Entry.seq)
+        .where(Entry.kind == "retire")
+    )
+    if search.beneficiary:
+        term = search.beneficiary
+        stmt = stmt.where(Beneficiary.name.is_not(None), or_(
+            func.lower(Beneficiary.name).contains(term.lower(), autoescape=True),
+            Beneficiary.name.contains(term, autoescape=True),
+        ))
+    if search.project_id is not None:
+        stmt = stmt.where(_retired_block_exists(Batch.project_id == search.project_id))
+    if search.vintage_year is not None:
+        year = search.vintage_year
+        stmt = stmt.where(_retired_block_exists(Batch.vintage_start <= dt.date(year, 12, 31),
+                                                Batch.vintage_end >= dt.date(year, 1, 1)))
+    if search.serial_number is not None:
+        number = search.serial_number
+        stmt = stmt.where(_retired_block_exists(Block.first_serial <= number,
+                                                Block.last_serial >= number))
+    if search.start is not None:
+        stmt = stmt.where(Entry.created_at >= dt.datetime.combine(search.start, dt.time(),
+                                                                  tzinfo=dt.UTC))
+    if search.end is not None:
+        stmt = stmt.where(Entry.created_at < dt.datetime.combine(
+            search.end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
+    return stmt
+
+
+def _summaries(session: Session, rows: list[Any]) -> list[dict[str, Any]]:
+    seqs = [row.seq for row in rows]
+    blocks: dict[int, list[Block]] = {seq: [] for seq in seqs}
+    if seqs:
+        for block in session.scalars(
+            select(Block).where(Block.created_by.in_(seqs), Block.state == "retired")
+            .order_by(Block.created_by, Block.batch_id, Block.first_serial)
+        ):
+            blocks[block.created_by].append(block)
+    found = []
+    for row in rows:
+        data = canonical.loads(bytes(row.record))["data"]
+        mine = blocks[row.seq]
+        batches = list({b.batch_id: b.batch for b in mine}.values())
+        found.append({
+            "seq": row.seq,
+            "hash": row.hash,
+            "beneficiary": row.name,
+            "quantity": int(data["quantity"]),
+            "date": data.get("date"),
+            "purpose": PURPOSES.get(data.get("purpose", ""), data.get("purpose", "")),
+            "projects": list(dict.fromkeys(b.project.name for b in batches)),
+            "vintages": list(dict.fromkeys(formatting.vintage_label(b.vintage_start, b.vintage_end)
+                                           for b in batches)),
+            "serials": [queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in mine],
+        })
+    return found
+
+
+@bp.get("/registry/retirements")
+def retirements() -> str:
+    session = db.session
+    with session.begin():
+        projects = queries.projects(session)
+        search = parse_search(request.args, projects)
+        results: list[dict[str, Any]] = []
+        total = 0
+        if not search.errors:
+            stmt = search_statement(search)
+            total = int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+            rows = session.execute(
+                stmt.order_by(Entry.seq.desc()).limit(PER_PAGE)
+                .offset((search.page - 1) * PER_PAGE)
+            ).all()
+            results = _summaries(session, list(rows))
+        pages = max(1, -(-total // PER_PAGE))
+        return render_template("registry/retirements.html", search=search, projects=projects,
+                               results=results, total=total, pages=pages, per_page=PER_PAGE)
+
+
+# -- serial look-up -------------------------------------------------------------------------
+
+
+@bp.get("/registry/serial")
+def serial() -> str:
+    query = _arg(request.args, "q")
+    error = None
+    session = db.session
+    with session.begin():
+        timelines: list[queries.Timeline] = []
+        kinds: dict[int, str] = {}
+        if len(query) > MAX_QUERY:
+            error = "That is too long to be a serial number or a serial string."
+        elif query:
+            try:
+                timelines = queries.timeline(session, query)
+            except SerialFormatError as exc:
+                error = f"That is not a serial number or serial string: {exc}."
+            except ValueError:
+                error = "That is not a serial number or serial string."
+            if not error and not timelines:
+                error = f"No credit with serial number {query} is recorded on this ledger."
+            ids = {step.account_id for t in timelines for step in t.steps}
+            if ids:
+                kinds = {account_id: kind for account_id, kind in session.execute(
+                    select(Account.id, Account.kind).where(Account.id.in_(ids)))}
+        return render_template("registry/serial.html", query=query, error=error,
+                               timelines=timelines, kinds=kinds, holder_label=holder_label)
+
+
+# -- journal entries ------------------------------------------------------------------------
+
+
+@bp.get("/registry/entries/<int:seq>")
+def entry(seq: int) -> str:
+    session = db.session
+    with session.begin():
+        found = session.get(Entry, seq)
+        if found is None:
+            abort(404, description=f"There is no ledger entry {seq}.")
+        record = bytes(found.record).decode("utf-8")
+        pretty = json.dumps(json.loads(record), indent=2, sort_keys=True, ensure_ascii=False)
+        return render_template("registry/entry.html", entry=found, record=record, pretty=pretty,
+                               size=tree.size(session))
+
+
+# -- certificates ---------------------------------------------------------------------------
+
+
+def _certificate(seq: int) -> dict[str, Any]:
+    """The certificate, in the request's transaction; 404 unless ``seq`` is a retirement."""
+    try:
+        return certificates.certificate(db.session, seq)
+    except LookupError:
+        abort(404, description=f"There is no retirement at ledger entry {seq}.")
+    except CheckpointError:
+        abort(503, description="The registry cannot sign a checkpoint right now; "
+                               "please try again later.")
+
+
+def _display(cert: dict[str, Any]) -> dict[str, Any]:
+    """Labels for the templates, computed once."""
+    vintage = cert.get("vintage")
+    label = ""
+    if vintage:
+        label = formatting.vintage_label(dt.date.fromisoformat(vintage["start"]),
+                                         dt.date.fromisoformat(vintage["end"]))
+    return {"vintage": label, "country": formatting.country_name(cert.get("country") or "")}
+
+
+@bp.get("/registry/certificates/<int:seq>")
+def certificate(seq: int) -> str:
+    with db.session.begin():
+        cert = _certificate(seq)
+    return render_template("registry/certificate.html", cert=cert, show=_display(cert))
+
+
+@bp.get("/registry/certificates/<int:seq>.json")
+def certificate_json(seq: int) -> Response:
+    with db.session.begin():
+        cert = _certificate(seq)
+    response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
+                        mimetype="application/json")
+    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.json"'
+    return response
+
+
+def qr_data_uri(text: str) -> str:
+    """A QR code of ``text`` as an SVG data URI (for the printed certificate)."""
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    svg = image.to_string(encoding="unicode")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def render_certificate_print(cert: dict[str, Any]) -> str:
+    """The HTML the PDF is made from (self-contained: inline styles, the QR as a data URI)."""
+    page = cert.get("links", {}).get("page") or url_for("registry.certificate", seq=cert["seq"],
+                                                        _external=True)
+    return render_template("registry/certificate_print.html", cert=cert, show=_display(cert),
+                           page_url=page, qr=qr_data_uri(page))
+
+
+def pdf_from_html(html: str) -> bytes:
+    """Render print HTML to an A4 PDF. Only data: URIs are fetched: never the network or disk."""
+    with warnings.catch_warnings():
+        # Without libharfbuzz-subset WeasyPrint warns on import that a future version will need
+        # it; fonts are then embedded whole, which is fine for a one-page certificate.
+        warnings.filterwarnings("ignore", message="HarfBuzz-Subset", category=DeprecationWarning)
+        from weasyprint import HTML, URLFetcher
+
+    fetcher = URLFetcher(allowed_protocols={"data"})
+    return bytes(HTML(string=html, url_fetcher=fetcher).write_pdf())
+
+
+@bp.get("/registry/certificates/<int:seq>.pdf")
+@limiter.limit("30 per minute")
+def certificate_pdf(seq: int) -> Response:
+    with db.session.begin():
+        cert = _certificate(seq)
+    pdf = pdf_from_html(render_certificate_print(cert))
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.pdf"'
+    return response
+
+
+@bp.post("/registry/certificates/<int:seq>/erase")
+@login_required
+def erase(seq: int) -> WerkzeugResponse:
+    """Erase a beneficiary's name on their request (operators only). The chain stays valid."""
+    if not current_user.is_operator:
+        abort(403, description="Only an operator can withhold a beneficiary's name.")
+    with db.session.begin():
+        try:
+            certificates.retirement_entry(db.session, seq)
+        except LookupError:
+            abort(404, description=f"There is no retirement at ledger entry {seq}.")
+        erased = operations.erase_beneficiary(db.session, seq)
+    if erased:
+        flash("The beneficiary's name and salt are erased. The certificate now says the name "
+              "was withheld, and the ledger still verifies.", "success")
+    else:
+        flash("The beneficiary's name was already withheld.", "info")
+    return redirect(url_for("registry.certificate", seq=seq))
+
+
+# -- the raw ledger, for auditors ----------------------------------------------------------
+
+
+def _text(body: str, status: int = 200) -> Response:
+    response = Response(body, status=status, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _json_error(message: str, status: int = 400) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
+class _Unavailable(Exception):
+    """The journal is empty (404) or no checkpoint can be signed (503)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _current_checkpoint() -> SignedCheckpoint:
+    """The current checkpoint, signing a fresh one if the latest is behind, in its own
+    transaction."""
+    try:
+        with db.session.begin():
+            return signing.current_checkpoint(db.session)
+    except ChainError:
+        raise _Unavailable(404, "The journal is empty: there is no checkpoint yet.") from None
+    except CheckpointError:
+        raise _Unavailable(503, "No checkpoint can be signed right now.") from None
+    except LedgerError as exc:
+        raise _Unavailable(503, f"No checkpoint can be signed right now: {exc}") from None
+
+
+@bp.get("/ledger/checkpoint")
+def checkpoint() -> Response:
+    """The current signed checkpoint (a C2SP signed note); ``?size=N`` for an earlier one."""
+    wanted = _arg(request.args, "size")
+    if wanted:
+        if not (wanted.isascii() and wanted.isdigit() and len(wanted) < 20):
+            return _text("size must be a whole number\n", 400)
+        with db.session.begin():
+            stored = db.session.get(SignedCheckpoint, int(wanted))
+            if stored is None:
+                return _text(f"no checkpoint of size {int(wanted)} was signed\n", 404)
+            return _text(stored.note)
+    try:
+        return _text(_current_checkpoint().note)
+    except _Unavailable as exc:
+        return _text(f"{exc}\n", exc.status)
+
+
+@bp.get("/ledger/key")
+def key() -> Response:
+    """The operator's verifier key, for checkpoints and certificates."""
+    try:
+        return _text(signing.verifier_key() + "\n")
+    except CheckpointError:
+        return _text("The registry has no checkpoint key configured.\n", 503)
+
+
+def _journal_lines(session: Session, size: int) -> Iterator[bytes]:
+    """journal.jsonl lines for entries 1..size, read in chunks; closes the session when done."""
+    try:
+        last = 0
+        while last < size:
+            with session.begin():
+                rows = session.execute(
+                    select(Entry.seq, Entry.kind, Entry.record, Entry.hash)
+                    .where(Entry.seq > last, Entry.seq <= size)
+                    .order_by(Entry.seq).limit(JOURNAL_CHUNK)
+                ).all()
+            if not rows:
+                break
+            yield b"".join(bundle.journal_line(seq, kind, bytes(record), digest)
+                           for seq, kind, record, digest in rows)
+            last = rows[-1].seq
+    finally:
+        session.close()
+
+
+def _checkpoint_size() -> int:
+    try:
+        return int(_current_checkpoint().size)
+    except _Unavailable as exc:
+        if exc.status == 404:
+            return 0
+        raise
+
+
+@bp.get("/ledger/journal.jsonl")
+def journal() -> Response:
+    """Every entry up to the current checkpoint, one JSON line each (``ledger.bundle``)."""
+    try:
+        size = _checkpoint_size()
+    except _Unavailable as exc:
+        return _text(f"{exc}\n", exc.status)
+    response = Response(_journal_lines(db.new_session(), size), mimetype="application/jsonl")
+    response.headers["X-Checkpoint-Size"] = str(size)
+    response.headers["Content-Disposition"] = f'attachment; filename="{bundle.JOURNAL}"'
+    return response
+
+
+@bp.get("/ledger/manifest.json")
+@limiter.limit("10 per minute")
+def manifest() -> Response:
+    """The manifest the offline verifier expects beside journal.jsonl, checkpoint.txt and
+    key.pub, for the journal up to ``?size=N`` (a signed checkpoint's size; default the current
+    one). Computed by reading the journal, exactly as ``flask ledger export`` writes it."""
+    wanted = _arg(request.args, "size")
+    if wanted and not (wanted.isascii() and wanted.isdigit() and len(wanted) < 20):
+        return _json_error("size must be a whole number")
+    try:
+        size = int(wanted) if wanted else _checkpoint_size()
+    except _Unavailable as exc:
+        return _json_error(str(exc), exc.status)
+    with db.session.begin():
+        stored = db.session.get(SignedCheckpoint, size)
+        if stored is None:
+            return _json_error(f"no checkpoint of size {size} was signed", 404)
+        note = stored.note
+        head = db.session.scalar(select(Entry.hash).where(Entry.seq == size)) or "0" * 64
+    digest = hashlib.sha256()
+    for chunk in _journal_lines(db.new_session(), size):
+        digest.update(chunk)
+    files = {bundle.JOURNAL: digest.hexdigest(),
+             bundle.CHECKPOINT: hashlib.sha256(note.encode("utf-8")).hexdigest()}
+    try:
+        files[bundle.KEY] = hashlib.sha256((signing.verifier_key() + "\n").encode()).hexdigest()
+    except CheckpointError:
+        pass
+    return jsonify({"format": bundle.FORMAT, "entries": size, "head": head, "files": files})
+
+
+def _int_param(name: str) -> int:
+    value = _arg(request.args, name)
+    if not value:
+        raise ValueError(f"the parameter {name!r} is required")
+    if not (value.isascii() and value.isdigit() and len(value) < 20):
+        raise ValueError(f"the parameter {name!r} must be a whole number")
+    return int(value)
+
+
+@bp.get("/ledger/proofs/inclusion")
+def inclusion_proof() -> Response:
+    """The Merkle proof that entry ``seq`` is in the tree of ``size`` entries (RFC 9162)."""
+    try:
+        seq, size = _int_param("seq"), _int_param("size")
+    except ValueError as exc:
+        return _json_error(str(exc))
+    with db.session.begin():
+        session = db.session
+        current = tree.size(session)
+        if not 1 <= seq <= size:
+            return _json_error("need 1 <= seq <= size")
+        if size > current:
+            return _json_error(f"the journal holds {current} entries, not {size}")
+        try:
+            proof = tree.inclusion(session, seq, size)
+            root = tree.head_at(session, size)
+        except MerkleProofError as exc:
+            return _json_error(str(exc))
+        found = session.get(Entry, seq)
+        assert found is not None
+        signed = session.get(SignedCheckpoint, size)
+        return jsonify({
+            "seq": seq, "leaf_index": seq - 1, "tree_size": size, "hash": found.hash,
+            "leaf_hash": _b64(leaf_hash(bytes(found.record))),
+            "proof": [_b64(node) for node in proof], "root": _b64(root),
+            "checkpoint": signed.note if signed is not None else None,
+        })
+
+
+@bp.get("/ledger/proofs/consistency")
+def consistency_proof() -> Response:
+    """The Merkle proof that the tree of ``to`` entries extends the tree of ``from``."""
+    try:
+        first, second = _int_param("from"), _int_param("to")
+    except ValueError as exc:
+        return _json_error(str(exc))
+    with db.session.begin():
+        session = db.session
+        current = tree.size(session)
+        if not 1 <= first <= second:
+            return _json_error("need 1 <= from <= to")
+        if second > current:
+            return _json_error(f"the journal holds {current} entries, not {second}")
+        try:
+            proof = tree.consistency(session, first, second)
+            from_root, to_root = tree.head_at(session, first), tree.head_at(session, second)
+        except MerkleProofError as exc:
+            return _json_error(str(exc))
+        return jsonify({"from": first, "to": second, "proof": [_b64(node) for node in proof],
+                        "from_root": _b64(from_root), "to_root": _b64(to_root)})
