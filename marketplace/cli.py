@@ -341,6 +341,38 @@ def demo_load() -> None:
                f"{added['listings']} listings added")
 
 
+users_cli = Commands("users", help="Manage user accounts.")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["customer", "operator", "auditor"]), default="customer",
+              show_default=True)
+@click.password_option(help="prompted for when not given (or set it in CARBON_NEW_PASSWORD)",
+                       envvar="CARBON_NEW_PASSWORD")
+@clear_errors
+def users_create(email: str, name: str, role: str, password: str) -> None:
+    """Create a user, e.g. the first operator."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from .auth import create_user
+    from .models import User
+
+    try:
+        email = validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(password) < 10:
+        raise click.ClickException("the password must be at least 10 characters")
+    session = db.session
+    with session.begin():
+        if session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise click.ClickException(f"a user with the email {email} already exists")
+        user = create_user(name, email, password, role=role)
+    click.echo(f"user {user.id} {email} ({role}) created")
+
+
 def register(app: Flask) -> None:
-    for group in (db_cli, ledger_cli, demo_cli):
+    for group in (db_cli, ledger_cli, demo_cli, users_cli):
         app.cli.add_command(group)
