@@ -201,6 +201,7 @@ def place_order(
     Raises CheckoutError (OutOfStockError when tonnes run short) having reserved nothing.
     """
     details = details.validated()
+    expire_lapsed(session)
     if organisation is not None:
         if not any(m.organisation_id == organisation.id for m in user.memberships):
             raise CheckoutError("You are not a member of that organisation.")
@@ -274,7 +275,12 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
         return f"amount mismatch: {order.failure}; order failed, refund due"
     order.paid_at = order.paid_at or utcnow()
     order.payment_reference = payment_reference or order.payment_reference
-    if order.status in ("expired", "failed", "cancelled"):
+    expires_at = order.expires_at if order.expires_at.tzinfo else order.expires_at.replace(tzinfo=dt.UTC)
+    lapsed = order.status in ("pending", "awaiting_payment") and expires_at <= utcnow() - GRACE
+    if order.status in ("expired", "failed", "cancelled", "paid") or lapsed:
+        # Its reservation no longer holds: the tonnes may have been sold to someone else.
+        if lapsed:
+            _release(order, "expired")
         if not _reserve_again(session, order):
             order.status = "paid"
             order.failure = "paid after the reservation lapsed and the tonnes were sold: refund due"

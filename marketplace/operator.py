@@ -472,3 +472,27 @@ def set_status(listing_id: int) -> Response:
     word = "now on sale" if status == "listed" else "hidden from the shop"
     flash(f"/projects/{slug} is {word}.", "success")
     return redirect(url_for("operator.dashboard"))
+
+
+@bp.post("/orders/<reference>/refund")
+def refund_order(reference: str) -> Response:
+    """Refund a held order: its credits return to inventory through the ledger and the payment
+    goes back through the gateway, in one transaction (a refused refund undoes the ledger side).
+    A retired order cannot be refunded; the message says why."""
+    from .payments import gateway
+
+    try:
+        with db.session.begin():
+            outcome = checkout.refund(db.session, reference)
+            order = checkout.locked_order(db.session, reference)
+            assert order is not None
+            gateway().refund(order)
+    except checkout.RefundError as exc:
+        flash(f"Order {reference} was not refunded. {exc}", "error")
+    except Exception:
+        current_app.logger.exception("refund of %s failed at the payment provider", reference)
+        flash(f"Order {reference} was not refunded: the payment provider refused or did not "
+              "answer. Nothing changed; try again later.", "error")
+    else:
+        flash(f"Order {reference} {outcome}.", "success")
+    return redirect(url_for("operator.dashboard"))

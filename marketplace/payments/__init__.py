@@ -36,15 +36,22 @@ class Gateway(Protocol):
 
 
 def gateway() -> Gateway:
-    """The configured gateway for this app."""
+    """The configured gateway for this app, built once (it keeps an HTTP session)."""
+    cached: Gateway | None = current_app.extensions.get("selva_gateway")
+    if cached is not None:
+        return cached
     name = current_app.config["PAYMENT_GATEWAY"]
+    made: Gateway
     if name == "demo":
         from .demo import DemoGateway
 
-        return DemoGateway()
-    if name == "stripe":
+        made = DemoGateway()
+    elif name == "stripe":
         from .stripe_gateway import StripeGateway
 
         cfg = current_app.config
-        return StripeGateway(api_key=cfg["STRIPE_SECRET_KEY"], api_base=cfg.get("STRIPE_API_BASE"))
-    raise RuntimeError(f"unknown payment gateway {name!r}")
+        made = StripeGateway(api_key=cfg["STRIPE_SECRET_KEY"], api_base=cfg.get("STRIPE_API_BASE"))
+    else:
+        raise RuntimeError(f"unknown payment gateway {name!r}")
+    current_app.extensions["selva_gateway"] = made
+    return made

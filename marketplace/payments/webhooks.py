@@ -77,6 +77,11 @@ def handle_event(event: dict[str, Any]) -> tuple[str, int]:
 def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
     if not isinstance(reference, str):
         return "no order reference: ignored"
+    order = checkout.locked_order(session, reference)
+    session_id = obj.get("id")
+    if order is not None and order.checkout_session_id and isinstance(session_id, str) \
+            and session_id.startswith("cs_") and session_id != order.checkout_session_id:
+        return "the event's checkout session is not this order's: ignored"
     if event_type in FULFIL:
         if obj.get("payment_status") not in ("paid", "no_payment_required"):
             return f"payment status {obj.get('payment_status')!r}: waiting"

@@ -239,3 +239,26 @@ def test_100_concurrent_checkouts_for_50_tonnes(pg_url: str) -> None:
                    for b in _batches(session, listing)) == 0
         report = audit.verify(session)
         assert report.totals["SLV-SMALL1"].retired == 50
+
+
+def test_operator_refunds_a_held_order_and_is_told_why_not_for_a_retired_one(app) -> None:  # type: ignore[no-untyped-def]
+    buyer, operator = app.test_client(), app.test_client()
+    add_user(app, "held@example.org")
+    add_user(app, "ops@example.org", "Operator", role="operator")
+    login(buyer, "held@example.org")
+    login(operator, "ops@example.org")
+    buyer.post("/cart/add", data={"listing_id": listing_for(app, "944"), "quantity": "4"})
+    held = pay_demo(buyer, buyer.post("/checkout", data=checkout_form(action="hold")))
+    buyer.post("/cart/add", data={"listing_id": listing_for(app, "944"), "quantity": "1"})
+    retired = pay_demo(buyer, buyer.post("/checkout", data=checkout_form()))
+    dashboard = operator.get("/operator/").get_data(as_text=True)
+    assert "Retired: not refundable" in dashboard
+    assert operator.post(f"/operator/orders/{held}/refund").status_code == 302
+    assert "refunded: 4 t returned to inventory" in operator.get("/operator/").get_data(as_text=True)
+    operator.post(f"/operator/orders/{retired}/refund")
+    assert "A retirement is final" in operator.get("/operator/").get_data(as_text=True)
+    assert buyer.post(f"/operator/orders/{held}/refund").status_code == 403
+    with transaction(app) as session:
+        statuses = dict(session.execute(select(Order.reference, Order.status)).all())
+        assert statuses == {held: "refunded", retired: "fulfilled"}
+        audit.verify(session)
