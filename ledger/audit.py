@@ -17,7 +17,7 @@ from .errors import LedgerError
 from .merkle import Frontier, leaf_hash
 from .replay import Replay, ReplayedBlock, Totals, VerificationError
 from .rules import BlockRange, beneficiary_commitment
-from .schema import Batch, Beneficiary, Block, ChainHead, Entry, MerkleNode
+from .schema import Batch, Beneficiary, Block, ChainHead, Entry, MerkleNode, table_of
 
 NODE_CHUNK = 5000
 
@@ -97,7 +97,7 @@ class _TreeCheck:
 
     def finish(self) -> None:
         self._flush()
-        table = MerkleNode.__table__
+        table = table_of(MerkleNode)
         stored = self.session.execute(select(func.count()).select_from(table)).scalar_one()
         if stored != self.count:
             raise VerificationError(None, f"the Merkle tree holds {stored} nodes, the journal "
@@ -106,7 +106,7 @@ class _TreeCheck:
     def _flush(self) -> None:
         if not self.pending:
             return
-        table = MerkleNode.__table__
+        table = table_of(MerkleNode)
         found = {
             (level, idx): bytes(value)
             for level, idx, value in self.session.execute(
@@ -125,7 +125,7 @@ class _TreeCheck:
 
 
 def _compare_blocks(session: Session, state: Replay) -> None:
-    table = Block.__table__
+    table = table_of(Block)
     seen: set[int] = set()
     for row in session.execute(select(table).order_by(table.c.id)).yield_per(5000):
         expected = state.blocks.get(row.id)
@@ -157,7 +157,7 @@ def _compare_batches(session: Session, state: Replay) -> None:
         expected = state.batches.get(batch.id)
         if expected is None:
             raise VerificationError(batch.issued_by, f"batch {batch.id} has no issue entry")
-        serial = {"scheme": batch.scheme}
+        serial: dict[str, object] = {"scheme": batch.scheme}
         if batch.scheme == "verra":
             serial.update(issuance=batch.verra_issuance, code=batch.verra_code,
                           scope=batch.verra_scope, flag=batch.verra_flag)

@@ -20,7 +20,7 @@ from . import canonical
 from .errors import ChainError
 from .merkle import Frontier, leaf_hash
 from .rules import RECORD_VERSION, ZERO_HASH, format_time
-from .schema import ChainHead, Entry, MerkleNode, utcnow
+from .schema import ChainHead, Entry, MerkleNode, table_of, utcnow
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def locked_head(session: Session) -> Head:
     PostgreSQL: ``SELECT ... FOR UPDATE`` on the one row. SQLite: the engine begins every
     transaction with ``BEGIN IMMEDIATE`` (see ``ledger.db``), so the write lock is already held.
     """
-    table = ChainHead.__table__
+    table = table_of(ChainHead)
     stmt = select(
         table.c.seq, table.c.hash, table.c.blocks, table.c.batches, table.c.frontier
     ).where(table.c.id == 1)
@@ -102,17 +102,17 @@ def append(
     record = build_record(head, kind, data, at)
     digest = hashlib.sha256(record).hexdigest()
     session.execute(
-        insert(Entry.__table__).values(
+        insert(table_of(Entry)).values(
             seq=head.next_seq, kind=kind, created_at=at, record=record, hash=digest
         )
     )
     frontier = Frontier.from_bytes(head.seq, head.frontier)
     session.execute(
-        insert(MerkleNode.__table__),
+        insert(table_of(MerkleNode)),
         [{"level": level, "idx": idx, "hash": value}
          for level, idx, value in frontier.append(leaf_hash(record))],
     )
-    table = ChainHead.__table__
+    table = table_of(ChainHead)
     result = session.execute(
         update(table)
         .where(table.c.id == 1, table.c.seq == head.seq)

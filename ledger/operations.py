@@ -48,7 +48,16 @@ from .rules import (
     validate_range,
     validate_text,
 )
-from .schema import ACCOUNT_KINDS, Account, Batch, Beneficiary, Block, Project, utcnow
+from .schema import (
+    ACCOUNT_KINDS,
+    Account,
+    Batch,
+    Beneficiary,
+    Block,
+    Project,
+    table_of,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ def issue(
         if first is not None or last is not None:
             raise SerialRangeError("a native batch is allocated its serials: give a quantity")
         quantity = validate_quantity(quantity)
-        table = Batch.__table__
+        table = table_of(Batch)
         top = session.execute(
             select(func.max(table.c.last_serial)).where(table.c.scheme == "native")
         ).scalar_one()  # safe under the head lock, which every issue holds
@@ -258,7 +267,7 @@ def issue(
     entry = journal.append(session, head, "issue", data, new_blocks=len(created), new_batches=1,
                            at=at)
     session.execute(
-        insert(Batch.__table__).values(
+        insert(table_of(Batch)).values(
             id=batch_id, project_id=project.id, vintage_start=start, vintage_end=end,
             issued_on=issued, first_serial=first, last_serial=last, origin=origin, scheme=scheme,
             verra_issuance=verra.issuance if verra else None,
@@ -367,7 +376,7 @@ def retire(
         "date": on.isoformat(),
     }
     receipt = _write_spend(session, head, "retire", data, inputs, created, at)
-    session.execute(insert(Beneficiary.__table__).values(seq=receipt.seq, name=name, salt=salt))
+    session.execute(insert(table_of(Beneficiary)).values(seq=receipt.seq, name=name, salt=salt))
     return receipt
 
 
@@ -429,8 +438,8 @@ def _inputs(
 ) -> list[BlockRange]:
     """The holder's blocks an operation spends: oldest vintage, lowest serials first, only as
     many as it needs. Must run under the head lock so the state read is current."""
-    blocks = Block.__table__
-    batches = Batch.__table__
+    blocks = table_of(Block)
+    batches = table_of(Batch)
     stmt = (
         select(blocks.c.id, blocks.c.batch_id, blocks.c.account_id, blocks.c.first_serial,
                blocks.c.last_serial, blocks.c.state, blocks.c.spent_by)
@@ -497,7 +506,7 @@ def _write_spend(
     at: dt.datetime | None,
 ) -> Receipt:
     entry = journal.append(session, head, kind, data, new_blocks=len(created), at=at)
-    blocks = Block.__table__
+    blocks = table_of(Block)
     ids = [b.id for b in inputs]
     result = session.execute(
         update(blocks).where(blocks.c.id.in_(ids), blocks.c.spent_by.is_(None))
@@ -511,7 +520,7 @@ def _write_spend(
 
 def _insert_blocks(session: Session, created: Sequence[BlockRange], seq: int) -> None:
     session.execute(
-        insert(Block.__table__),
+        insert(table_of(Block)),
         [
             {"id": b.id, "batch_id": b.batch, "account_id": b.account, "first_serial": b.first,
              "last_serial": b.last, "state": b.state, "created_by": seq}

@@ -9,7 +9,7 @@ ids are gapless and a replay of the journal rebuilds them exactly (invariant 7).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Table,
     MetaData,
     String,
     Text,
@@ -258,3 +259,8 @@ class SignedCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, typed as one (the ledger's hot paths use Core statements)."""
+    return cast(Table, model.__table__)

@@ -27,7 +27,7 @@ from .merkle import (
     tree_head,
     verify_consistency,
 )
-from .schema import ChainHead, MerkleNode, SignedCheckpoint, utcnow
+from .schema import ChainHead, MerkleNode, SignedCheckpoint, table_of, utcnow
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ class _Fetched:
 def _with_stored_nodes(session: Session, compute: Callable[[NodeSource], T]) -> T:
     recorder = _Recorder()
     compute(recorder)
-    table = MerkleNode.__table__
+    table = table_of(MerkleNode)
     nodes: dict[tuple[int, int], bytes] = {}
     if recorder.keys:
         rows = session.execute(
@@ -140,7 +140,7 @@ def sign_checkpoint(session: Session, signer_key: str, origin: str) -> SignedChe
         verify_consistency(last.size, head.seq, bytes(last.root), root, proof)
     note = sign(Checkpoint(origin=origin, size=head.seq, root=root), key).decode("utf-8")
     session.execute(
-        insert(SignedCheckpoint.__table__).values(
+        insert(table_of(SignedCheckpoint)).values(
             size=head.seq, root=root, note=note, key=key.verifier().encode(), created_at=utcnow()
         )
     )
