@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from .errors import SerialFormatError
+from .replay import Totals as BatchTotals
 from .rules import MAX_SERIAL
 from .schema import Account, Batch, Block, Entry, Project
 from .serials import NativeSerial, VerraSerial, parse_serial
@@ -112,22 +113,6 @@ def available_by_batch(session: Session, account_id: int) -> dict[int, int]:
         .group_by(Block.batch_id)
     ).all()
     return {batch_id: int(total) for batch_id, total in rows}
-
-
-@dataclass
-class BatchTotals:
-    issued: int = 0
-    tradable: int = 0
-    retired: int = 0
-    cancelled: int = 0
-    buffer: int = 0
-
-    def add(self, other: BatchTotals) -> None:
-        self.issued += other.issued
-        self.tradable += other.tradable
-        self.retired += other.retired
-        self.cancelled += other.cancelled
-        self.buffer += other.buffer
 
 
 def batch_totals(session: Session) -> dict[int, BatchTotals]:

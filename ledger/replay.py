@@ -83,6 +83,13 @@ class Totals:
     cancelled: int = 0
     buffer: int = 0
 
+    def add(self, other: Totals) -> None:
+        self.issued += other.issued
+        self.tradable += other.tradable
+        self.retired += other.retired
+        self.cancelled += other.cancelled
+        self.buffer += other.buffer
+
 
 @dataclass
 class Replay:
