@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import LedgerError
@@ -104,17 +104,22 @@ class _TreeCheck:
                                           f"makes {self.count}")
 
     def _flush(self) -> None:
+        """Compare the pending nodes with the stored ones, one range query per level (within a
+        chunk each level's indexes are consecutive)."""
         if not self.pending:
             return
         table = table_of(MerkleNode)
-        found = {
-            (level, idx): bytes(value)
-            for level, idx, value in self.session.execute(
-                select(table.c.level, table.c.idx, table.c.hash).where(
-                    tuple_(table.c.level, table.c.idx).in_(list(self.pending))
-                )
-            )
-        }
+        spans: dict[int, tuple[int, int]] = {}
+        for level, idx in self.pending:
+            lo, hi = spans.get(level, (idx, idx))
+            spans[level] = (min(lo, idx), max(hi, idx))
+        found: dict[tuple[int, int], bytes] = {}
+        for level, (lo, hi) in spans.items():
+            for idx, value in self.session.execute(
+                select(table.c.idx, table.c.hash).where(
+                    table.c.level == level, table.c.idx >= lo, table.c.idx <= hi)
+            ):
+                found[(level, idx)] = bytes(value)
         for key in sorted(self.pending, key=lambda k: ((k[1] + 1) << k[0], k[0])):
             if found.get(key) != self.pending[key]:
                 level, idx = key

@@ -16,6 +16,15 @@ _BLOCK_UNCHANGED = " AND ".join(
                 "created_by")
 )
 
+SQLITE_NO_OVERLAP = """CREATE TRIGGER ledger_blocks_no_overlap BEFORE INSERT ON ledger_blocks
+       WHEN (SELECT o.last_serial FROM ledger_blocks o
+             WHERE o.batch_id = NEW.batch_id AND o.spent_by IS NULL
+               AND o.first_serial <= NEW.last_serial
+             ORDER BY o.first_serial DESC LIMIT 1) >= NEW.first_serial
+       BEGIN SELECT RAISE(ABORT, 'unspent ledger blocks of a batch may not overlap'); END"""
+"""Unspent blocks never overlap, so only the unspent block starting nearest below the new
+block's end can overlap it: one index probe instead of a scan of the batch."""
+
 SQLITE_INSTALL = [
     """CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
        BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: UPDATE refused'); END""",
@@ -34,11 +43,7 @@ SQLITE_INSTALL = [
        WHEN NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = NEW.batch_id
                         AND NEW.first_serial >= b.first_serial AND NEW.last_serial <= b.last_serial)
        BEGIN SELECT RAISE(ABORT, 'a ledger block must lie inside its batch'); END""",
-    """CREATE TRIGGER ledger_blocks_no_overlap BEFORE INSERT ON ledger_blocks
-       WHEN EXISTS (SELECT 1 FROM ledger_blocks o WHERE o.batch_id = NEW.batch_id
-                    AND o.spent_by IS NULL AND o.first_serial <= NEW.last_serial
-                    AND NEW.first_serial <= o.last_serial)
-       BEGIN SELECT RAISE(ABORT, 'unspent ledger blocks of a batch may not overlap'); END""",
+    SQLITE_NO_OVERLAP,
     """CREATE TRIGGER ledger_batches_no_overlap BEFORE INSERT ON ledger_batches
        WHEN EXISTS (SELECT 1 FROM ledger_batches o WHERE o.scheme = NEW.scheme
                     AND o.first_serial <= NEW.last_serial AND NEW.first_serial <= o.last_serial)

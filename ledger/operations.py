@@ -55,6 +55,7 @@ from .schema import (
     Beneficiary,
     Block,
     Project,
+    spendable,
     table_of,
     utcnow,
 )
@@ -471,8 +472,7 @@ def _inputs(
                 raise FinalStateError(f"block {row.id} is {row.state} and can never move")
     else:
         rows_iter = session.execute(
-            stmt.where(blocks.c.account_id == holder, blocks.c.state == "tradable",
-                       blocks.c.spent_by.is_(None))
+            stmt.where(blocks.c.account_id == holder, spendable(blocks.c))
         )
         rows = []
         held = 0

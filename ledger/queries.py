@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from .errors import SerialFormatError
 from .replay import Totals as BatchTotals
 from .rules import MAX_SERIAL
-from .schema import Account, Batch, Block, Entry, Project
+from .schema import Account, Batch, Block, Entry, Project, spendable
 from .serials import NativeSerial, VerraSerial, parse_serial
 
 
@@ -94,8 +94,7 @@ def available(session: Session, account_id: int, *, batch_id: int | None = None,
     stmt = (
         select(func.coalesce(func.sum(Block.last_serial - Block.first_serial + 1), 0))
         .join(Batch, Batch.id == Block.batch_id)
-        .where(Block.account_id == account_id, Block.state == "tradable",
-               Block.spent_by.is_(None))
+        .where(Block.account_id == account_id, spendable(Block))
     )
     if batch_id is not None:
         stmt = stmt.where(Block.batch_id == batch_id)
@@ -108,8 +107,7 @@ def available_by_batch(session: Session, account_id: int) -> dict[int, int]:
     """Tradable tonnes the account holds, per batch id."""
     rows = session.execute(
         select(Block.batch_id, func.sum(Block.last_serial - Block.first_serial + 1))
-        .where(Block.account_id == account_id, Block.state == "tradable",
-               Block.spent_by.is_(None))
+        .where(Block.account_id == account_id, spendable(Block))
         .group_by(Block.batch_id)
     ).all()
     return {batch_id: int(total) for batch_id, total in rows}

@@ -180,7 +180,7 @@ def validate_time(value: object) -> str:
     if not isinstance(value, str) or not _TIME.fullmatch(value):
         raise RetirementDetailsError(f"time must be UTC as YYYY-MM-DDTHH:MM:SSZ, not {value!r}")
     try:
-        dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        dt.datetime.fromisoformat(value)  # the pattern above already fixed the shape
     except ValueError:
         raise RetirementDetailsError(f"time is not a valid instant: {value!r}") from None
     return value

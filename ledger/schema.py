@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -196,7 +197,13 @@ class Block(Base):
         CheckConstraint(_in("state", BLOCK_STATES), name="state"),
         CheckConstraint("spent_by IS NULL OR spent_by > created_by", name="spent_after"),
         CheckConstraint("spent_by IS NULL OR state = 'tradable'", name="final_states"),
-        Index("ix_ledger_blocks_unspent", "account_id", "state", "batch_id", "first_serial"),
+        # Partial indexes: a holder's spendable blocks and a batch's unspent blocks, however
+        # long the history of spent blocks grows.
+        Index("ix_ledger_blocks_spendable", "account_id", "batch_id", "first_serial",
+              postgresql_where=text("spent_by IS NULL AND state = 'tradable'"),
+              sqlite_where=text("spent_by IS NULL AND state = 'tradable'")),
+        Index("ix_ledger_blocks_batch_unspent", "batch_id", "first_serial",
+              postgresql_where=text("spent_by IS NULL"), sqlite_where=text("spent_by IS NULL")),
         Index("ix_ledger_blocks_batch_range", "batch_id", "first_serial"),
     )
 
@@ -259,6 +266,15 @@ class SignedCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def spendable(block: Any) -> Any:
+    """The condition for an unspent tradable block, with the state as a literal so the
+    partial index ``ix_ledger_blocks_spendable`` matches even in a prepared statement."""
+    from sqlalchemy import and_, literal_column
+
+    return and_(block.spent_by.is_(None), block.state == literal_column("'tradable'"))
+
 
 
 def table_of(model: type[Base]) -> Table:
