@@ -534,6 +534,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 UnknownAccountError if receiver_id not in kinds else None,
                 AccountKindError if kinds.get(sender_id) == "buffer" else None,
                 AccountKindError if sender_id == receiver_id else None,
+                # The buffer pool is filled only by issuance shares.
+                AccountKindError if kinds.get(receiver_id) == "buffer" else None,
             ],
             to_account=receiver_id, to_state="tradable",
             run=lambda holder, q, filters, ids: operations.transfer(
