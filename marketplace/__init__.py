@@ -11,7 +11,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then CARBON_* environment, then ``test_config``."""
     from pathlib import Path
 
-    from . import auth, cart, catalogue, cli, config, errors, formatting, operator, orders, orgs, registry
+    from . import (
+        auth,
+        cart,
+        catalogue,
+        cli,
+        config,
+        errors,
+        footprint,
+        formatting,
+        operator,
+        orders,
+        orgs,
+        registry,
+    )
     from .database import db
     from .extensions import csrf, limiter, login_manager
     from .payments import demo, webhooks
@@ -32,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     formatting.register(app)
     catalogue.register(app)
     registry.register(app)
+    footprint.register(app)
     for blueprint in (auth.bp, cart.bp, orders.bp, orgs.bp, operator.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     if app.config["PAYMENT_GATEWAY"] == "demo":

@@ -24,7 +24,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ledger.errors import LedgerError
-from ledger.rules import PURPOSES
+from ledger.rules import MAX_ID, PURPOSES
 
 from . import checkout
 from .checkout import CartLine, CheckoutDetails, CheckoutError
@@ -58,20 +58,28 @@ def cart_lines() -> list[CartLine]:
     return lines
 
 
-def _whole_tonnes(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
+def _whole_number(value: str | None, limit: int) -> int | None:
+    """A form's whole number in 1..limit, or None: ASCII digits only ('²'.isdigit() is True)."""
+    text = (value or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         return None
-    quantity = int(value.strip())
-    return quantity if 1 <= quantity <= checkout.MAX_TONNES_PER_LINE else None
+    number = int(text)
+    return number if 1 <= number <= limit else None
+
+
+def _whole_tonnes(value: str | None) -> int | None:
+    return _whole_number(value, checkout.MAX_TONNES_PER_LINE)
 
 
 @bp.post("/cart/add")
 def add() -> Response:
     back = request.referrer or url_for("cart.view")
-    listing_id = request.form.get("listing_id", "")
-    batch_id = request.form.get("batch_id", "")
+    listing = _whole_number(request.form.get("listing_id"), MAX_ID)
+    batch = _whole_number(request.form.get("batch_id"), MAX_ID)
+    listing_id = str(listing) if listing else ""
+    batch_id = str(batch) if batch else ""
     quantity = _whole_tonnes(request.form.get("quantity"))
-    if not listing_id.isdigit() or (batch_id and not batch_id.isdigit()):
+    if listing is None or (request.form.get("batch_id", "").strip() and batch is None):
         flash("That project or vintage is not on sale.", "error")
         return redirect(back)
     if quantity is None:
@@ -105,7 +113,7 @@ def update() -> Response:
     lines = _cart()
     index = request.form.get("index", "")
     quantity = _whole_tonnes(request.form.get("quantity"))
-    if not index.isdigit() or int(index) >= len(lines):
+    if not (index.isascii() and index.isdigit()) or int(index) >= len(lines):
         flash("That line is no longer in your cart.", "error")
     elif quantity is None:
         flash("Enter a whole number of tonnes, at least 1.", "error")
@@ -119,7 +127,7 @@ def update() -> Response:
 def remove() -> Response:
     lines = _cart()
     index = request.form.get("index", "")
-    if index.isdigit() and int(index) < len(lines):
+    if index.isascii() and index.isdigit() and int(index) < len(lines):
         del lines[int(index)]
         _save(lines)
     return redirect(url_for("cart.view"))

@@ -75,6 +75,10 @@ def handle_event(event: dict[str, Any]) -> tuple[str, int]:
 
 
 def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
+    if event_type == "invoice.paid":
+        from ..footprint.subscriptions import handle_invoice_paid
+
+        return handle_invoice_paid(session, obj)
     if not isinstance(reference, str):
         return "no order reference: ignored"
     order = checkout.locked_order(session, reference)

@@ -1,0 +1,468 @@
+"""Monthly offset subscriptions: a twelfth of a saved footprint, retired every month.
+
+How it works (the design in one place):
+
+- Subscribing fixes the arithmetic: ``monthly_grams`` is a twelfth of the saved footprint, to
+  the nearest gram, and the monthly price is that many tonnes at the chosen project's price,
+  rounded up to the cent. The payment provider runs the subscription (a Stripe Checkout
+  Session with ``mode="subscription"``, or the demo gateway's local page).
+- Money arriving is the only thing that retires credits: each ``invoice.paid`` webhook,
+  verified and stored once by event id like every other event, reaches
+  ``handle_invoice_paid``. It locks the subscription, refuses an invoice id it has seen, and
+  works out the month in the open: due = carried in + monthly_grams; the whole tonnes of it
+  are bought and retired in the subscriber's name (an order placed and fulfilled at once,
+  through the storefront's own ``place_order`` and ``fulfil``); the rest is carried to the
+  next month. Both numbers are stored on the invoice's row and shown to the subscriber.
+- If the project has run out, nothing is retired that month and the whole amount is carried,
+  so nothing paid for is lost.
+- Cancelling stops the provider's subscription and ours; invoices already paid stay
+  fulfilled, and one paid after cancelling is still honoured (the money arrived).
+
+The subscriber's webhook branch lives in ``payments.webhooks._dispatch`` (one line calling
+``handle_invoice_paid``); this module never commits, the webhook handler owns the transaction.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from types import TracebackType
+from typing import Any, Protocol
+
+import stripe
+from flask import current_app, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.schema import utcnow
+
+from .. import checkout
+from ..checkout import CartLine, CheckoutDetails, CheckoutError
+from ..models import Listing, User
+from ..models.footprints import OffsetInvoice, OffsetSubscription, SavedFootprint
+from ..payments import CheckoutSession
+from ..payments.signature import sign_payload
+from .calculator import GRAMS_PER_TONNE
+
+log = logging.getLogger(__name__)
+
+MIN_MONTHLY_MINOR = 50
+"""Stripe charges at least 0.50 in the currencies we sell in."""
+METADATA_KEY = "offset_subscription"
+
+
+class SubscriptionError(Exception):
+    """The subscription cannot be started or changed; the message is for the subscriber."""
+
+
+# -- the arithmetic ------------------------------------------------------------------------------
+
+
+def monthly_grams(annual_grams: int) -> int:
+    """A twelfth of a year's footprint, to the nearest gram (half up)."""
+    return (annual_grams * 2 + 12) // 24
+
+
+def monthly_price_minor(grams: int, price_minor: int) -> int:
+    """What ``grams`` cost at ``price_minor`` a tonne, rounded up to the minor unit."""
+    return -(-(grams * price_minor) // GRAMS_PER_TONNE)
+
+
+def split_month(carried_in: int, monthly: int) -> tuple[int, int, int]:
+    """(due grams, whole tonnes to retire, grams carried to next month)."""
+    due = carried_in + monthly
+    whole = due // GRAMS_PER_TONNE
+    return due, whole, due - whole * GRAMS_PER_TONNE
+
+
+# -- gateways ------------------------------------------------------------------------------------
+
+
+class SubscriptionGateway(Protocol):
+    name: str
+
+    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
+                                     cancel_url: str, customer_email: str | None,
+                                     description: str) -> CheckoutSession:
+        """Open the provider's page where the subscriber agrees to pay monthly."""
+        ...
+
+    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
+        """Stop the provider charging (idempotent)."""
+        ...
+
+
+class DemoSubscriptionGateway:
+    """The local demo: a page that stands in for the provider; no money moves."""
+
+    name = "demo"
+
+    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
+                                     cancel_url: str, customer_email: str | None,
+                                     description: str) -> CheckoutSession:
+        session_id = subscription.checkout_session_id or f"cs_demo_sub_{secrets.token_hex(12)}"
+        return CheckoutSession(session_id, url_for("footprint_demo.page", session_id=session_id))
+
+    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
+        """Nothing to stop: the demo only sends invoices when asked."""
+
+
+class StripeSubscriptionGateway:
+    """Stripe Checkout in subscription mode through the official library.
+
+    ``api_base`` replaces ``https://api.stripe.com`` as in ``StripeGateway`` (tests point it at
+    a local fake). Every call carries an idempotency key derived from the subscription.
+    """
+
+    name = "stripe"
+
+    def __init__(self, api_key: str, api_base: str | None = None, *,
+                 max_network_retries: int = 2) -> None:
+        if not api_key:
+            raise ValueError("the stripe gateway needs a secret API key")
+        self._http = stripe.new_default_http_client()
+        base = {"api": api_base.rstrip("/")} if api_base else None
+        self._client = stripe.StripeClient(api_key, base_addresses=base,  # type: ignore[arg-type]
+                                           http_client=self._http,
+                                           max_network_retries=max_network_retries)
+
+    def __repr__(self) -> str:  # never the key
+        return "StripeSubscriptionGateway()"
+
+    def close(self) -> None:
+        self._http.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> StripeSubscriptionGateway:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @staticmethod
+    def checkout_params(subscription: OffsetSubscription, *, success_url: str, cancel_url: str,
+                        customer_email: str | None, description: str) -> dict[str, Any]:
+        metadata = {METADATA_KEY: subscription.reference}
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "line_items": [{
+                "price_data": {
+                    "currency": subscription.currency.lower(),
+                    "unit_amount": subscription.price_minor,
+                    "recurring": {"interval": "month", "interval_count": 1},
+                    "product_data": {"name": description[:250]},
+                },
+                "quantity": 1,
+            }],
+            "client_reference_id": subscription.reference,
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        if customer_email:
+            params["customer_email"] = customer_email
+        return params
+
+    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
+                                     cancel_url: str, customer_email: str | None,
+                                     description: str) -> CheckoutSession:
+        from ..payments.stripe_gateway import CHECKOUT, PaymentGatewayError, _safe_error
+
+        params = self.checkout_params(subscription, success_url=success_url,
+                                      cancel_url=cancel_url, customer_email=customer_email,
+                                      description=description)
+        try:
+            session = self._client.v1.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"subscription-{subscription.reference}"},
+            )
+        except stripe.StripeError as exc:
+            raise _safe_error(exc, CHECKOUT) from None
+        if not session.id or not session.url:
+            raise PaymentGatewayError("The payment provider returned a checkout without a page "
+                                      "to pay on.")
+        return CheckoutSession(session.id, session.url)
+
+    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
+        from ..payments.stripe_gateway import _safe_error
+
+        try:
+            if subscription.provider_subscription_id:
+                self._client.v1.subscriptions.cancel(
+                    subscription.provider_subscription_id, None,
+                    {"idempotency_key": f"cancel-{subscription.reference}"})
+            elif subscription.checkout_session_id:
+                self._client.v1.checkout.sessions.expire(
+                    subscription.checkout_session_id, None,
+                    {"idempotency_key": f"expire-{subscription.reference}"})
+        except stripe.InvalidRequestError as exc:
+            # Already cancelled, or a checkout that completed or expired meanwhile: the
+            # provider is no longer charging for it, which is what was asked.
+            log.info("stripe: cancel %s: %s", subscription.reference, getattr(exc, "code", exc))
+        except stripe.StripeError as exc:
+            raise _safe_error(exc, "cancel the subscription") from None
+
+
+def subscription_gateway() -> SubscriptionGateway:
+    """The configured gateway (``CARBON_PAYMENT_GATEWAY``), built once per app."""
+    cached: SubscriptionGateway | None = current_app.extensions.get("footprint_subscriptions")
+    if cached is not None:
+        return cached
+    cfg = current_app.config
+    made: SubscriptionGateway
+    if cfg["PAYMENT_GATEWAY"] == "demo":
+        made = DemoSubscriptionGateway()
+    else:
+        made = StripeSubscriptionGateway(cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE"))
+    current_app.extensions["footprint_subscriptions"] = made
+    return made
+
+
+# -- starting and stopping -----------------------------------------------------------------------
+
+
+def live_subscription(session: Session, user_id: int) -> OffsetSubscription | None:
+    return session.scalars(
+        select(OffsetSubscription).where(OffsetSubscription.user_id == user_id,
+                                         OffsetSubscription.status.in_(("pending", "active")))
+    ).one_or_none()
+
+
+def start(session: Session, *, user: User, footprint: SavedFootprint, listing: Listing,
+          gateway: str) -> OffsetSubscription:
+    """A pending subscription for ``footprint`` from ``listing``, in the caller's transaction.
+
+    An earlier subscription that never got paid (an abandoned checkout) is cancelled; an
+    active one must be cancelled by the subscriber first.
+    """
+    if footprint.user_id != user.id:
+        raise SubscriptionError("That footprint is not yours.")
+    if listing.status != "listed":
+        raise SubscriptionError("That project is not on sale.")
+    existing = live_subscription(session, user.id)
+    if existing is not None:
+        if existing.status == "active":
+            raise SubscriptionError("You already offset monthly: cancel that subscription "
+                                    "before starting another.")
+        existing.status = "cancelled"
+        existing.cancelled_at = utcnow()
+        session.flush()
+    if footprint.total_grams <= 0:
+        raise SubscriptionError("Your saved footprint is zero: there is nothing to offset.")
+    grams = monthly_grams(footprint.total_grams)
+    price = monthly_price_minor(grams, listing.price_minor)
+    if price < MIN_MONTHLY_MINOR:
+        raise SubscriptionError("A twelfth of your footprint costs less than the smallest "
+                                "monthly payment we can take: buy it once instead.")
+    subscription = OffsetSubscription(
+        reference="OFS-" + secrets.token_hex(5).upper(), user_id=user.id,
+        footprint_id=footprint.id, listing_id=listing.id, annual_grams=footprint.total_grams,
+        monthly_grams=grams, price_minor=price, currency=listing.currency,
+        beneficiary=user.name, country=footprint.country, gateway=gateway, status="pending",
+        months_paid=0, retired_tonnes=0, carried_grams=0,
+    )
+    session.add(subscription)
+    session.flush()
+    return subscription
+
+
+def cancel(subscription: OffsetSubscription) -> None:
+    """Mark the subscription cancelled (the caller has stopped the provider's)."""
+    if subscription.status != "cancelled":
+        subscription.status = "cancelled"
+        subscription.cancelled_at = utcnow()
+
+
+# -- paid invoices -------------------------------------------------------------------------------
+
+
+def _details(invoice: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(our reference, the provider's subscription id) from an invoice, in the shapes of the
+    API before and after the 2025 ``parent`` change."""
+    parent = invoice.get("parent") if isinstance(invoice.get("parent"), dict) else {}
+    found = (parent or {}).get("subscription_details")
+    details = found if isinstance(found, dict) else invoice.get("subscription_details")
+    details = details if isinstance(details, dict) else {}
+    metadata = details.get("metadata") if isinstance(details.get("metadata"), dict) else {}
+    reference = (metadata or {}).get(METADATA_KEY)
+    if not isinstance(reference, str):
+        own = invoice.get("metadata") if isinstance(invoice.get("metadata"), dict) else {}
+        reference = (own or {}).get(METADATA_KEY)
+    provider = details.get("subscription") or invoice.get("subscription")
+    if isinstance(provider, dict):
+        provider = provider.get("id")
+    return (reference if isinstance(reference, str) else None,
+            provider if isinstance(provider, str) else None)
+
+
+def _locked(session: Session, reference: str | None, provider: str | None
+            ) -> OffsetSubscription | None:
+    if reference is not None:
+        stmt = select(OffsetSubscription).where(OffsetSubscription.reference == reference)
+    elif provider is not None:
+        stmt = select(OffsetSubscription).where(
+            OffsetSubscription.provider_subscription_id == provider)
+    else:
+        return None
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    return None
+
+
+def _period(invoice: dict[str, Any], paid_at: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The month the invoice pays for: its first line's service period (end exclusive), else
+    the calendar month it was paid in."""
+    lines = invoice.get("lines") if isinstance(invoice.get("lines"), dict) else {}
+    data = (lines or {}).get("data")
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        period = data[0].get("period") if isinstance(data[0].get("period"), dict) else {}
+        start, end = _timestamp((period or {}).get("start")), _timestamp((period or {}).get("end"))
+        if start is not None and end is not None and end > start:
+            return start.date(), max(start.date(), (end - dt.timedelta(seconds=1)).date())
+    first = paid_at.date().replace(day=1)
+    last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    return first, last
+
+
+def handle_invoice_paid(session: Session, invoice: dict[str, Any]) -> str:
+    """Fulfil one paid monthly invoice: retire this month's whole tonnes, carry the rest.
+
+    Called by the webhook handler inside its transaction, after the event's signature was
+    checked and its id stored. Idempotent per invoice id. Returns what happened, for the
+    event's log.
+    """
+    invoice_id = invoice.get("id")
+    if not isinstance(invoice_id, str) or not invoice_id:
+        return "invoice without an id: ignored"
+    if invoice.get("status", "paid") != "paid":
+        return f"invoice status {invoice.get('status')!r}: ignored"
+    reference, provider = _details(invoice)
+    subscription = _locked(session, reference, provider)
+    if subscription is None:
+        return "not an offset subscription's invoice: ignored"
+    if session.get(OffsetInvoice, invoice_id) is not None:
+        return f"invoice {invoice_id} already fulfilled: nothing to do"
+    amount, currency = invoice.get("amount_paid"), invoice.get("currency")
+    if (not isinstance(amount, int) or isinstance(amount, bool) or not isinstance(currency, str)
+            or currency.upper() != subscription.currency or amount != subscription.price_minor):
+        log.error("offset subscription %s: invoice %s paid %r %r, expected %s %s",
+                  subscription.reference, invoice_id, amount, currency,
+                  subscription.price_minor, subscription.currency)
+        return (f"amount mismatch: paid {amount!r} {currency!r}, expected "
+                f"{subscription.price_minor} {subscription.currency}; not fulfilled")
+    if subscription.status == "pending":
+        subscription.status = "active"
+        subscription.activated_at = utcnow()
+    if provider and not subscription.provider_subscription_id:
+        subscription.provider_subscription_id = provider
+    transitions = invoice.get("status_transitions")
+    paid_at = (_timestamp((transitions or {}).get("paid_at") if isinstance(transitions, dict)
+                          else None)
+               or _timestamp(invoice.get("created")) or utcnow())
+    period_start, period_end = _period(invoice, paid_at)
+    month = subscription.months_paid + 1
+    carried_in = subscription.carried_grams
+    due, whole, carried_out = split_month(carried_in, subscription.monthly_grams)
+    order_id, note = None, ""
+    if whole:
+        user = session.get(User, subscription.user_id)
+        assert user is not None
+        details = CheckoutDetails(
+            beneficiary=subscription.beneficiary, purpose="voluntary",
+            country=subscription.country, period_start=period_start, period_end=period_end,
+            action="retire",
+            note=f"Monthly offset {subscription.reference}, month {month}",
+        )
+        try:
+            with session.begin_nested():
+                order = checkout.place_order(
+                    session, user=user, lines=[CartLine(subscription.listing_id, whole)],
+                    details=details, gateway=subscription.gateway)
+                outcome = checkout.fulfil(session, order.reference,
+                                          amount_minor=order.total_minor, currency=order.currency,
+                                          payment_reference=invoice_id)
+                if not outcome.startswith("fulfilled"):
+                    raise CheckoutError(outcome)
+                order_id = order.id
+        except CheckoutError as exc:
+            log.warning("offset subscription %s month %s: nothing retired: %s",
+                        subscription.reference, month, exc)
+            note = f"Nothing retired this month ({exc}); the tonnes are carried."[:300]
+            whole, carried_out = 0, due
+    session.add(OffsetInvoice(
+        id=invoice_id, subscription_id=subscription.id, month=month, amount_minor=amount,
+        currency=subscription.currency, paid_at=paid_at, period_start=period_start,
+        period_end=period_end, carried_in_grams=carried_in,
+        monthly_grams=subscription.monthly_grams, due_grams=due, retired_tonnes=whole,
+        carried_out_grams=carried_out, order_id=order_id, note=note,
+    ))
+    subscription.months_paid = month
+    subscription.retired_tonnes += whole
+    subscription.carried_grams = carried_out
+    session.flush()
+    return (f"offset subscription {subscription.reference}, month {month}: {whole} t retired, "
+            f"{carried_out:,} g carried to next month")
+
+
+# -- the demo provider ---------------------------------------------------------------------------
+
+
+def demo_invoice(subscription: OffsetSubscription, *, now: int | None = None) -> dict[str, Any]:
+    """A Stripe-shaped ``invoice.paid`` event for the subscription's next month."""
+    created = int(time.time()) if now is None else now
+    today = dt.datetime.fromtimestamp(created, dt.UTC).date().replace(day=1)
+    month = today.month - 1 + subscription.months_paid
+    start = dt.date(today.year + month // 12, month % 12 + 1, 1)
+    end = dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+    def stamp(day: dt.date) -> int:
+        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+    provider = subscription.provider_subscription_id or f"sub_demo_{subscription.reference}"
+    return {
+        "id": f"evt_demo_{secrets.token_hex(12)}",
+        "object": "event",
+        "type": "invoice.paid",
+        "created": created,
+        "livemode": False,
+        "data": {"object": {
+            "id": f"in_demo_{secrets.token_hex(12)}",
+            "object": "invoice",
+            "status": "paid",
+            "amount_paid": subscription.price_minor,
+            "currency": subscription.currency.lower(),
+            "billing_reason": ("subscription_create" if subscription.months_paid == 0
+                               else "subscription_cycle"),
+            "customer": f"cus_demo_{subscription.user_id}",
+            "created": created,
+            "status_transitions": {"paid_at": created},
+            "parent": {"type": "subscription_details", "subscription_details": {
+                "subscription": provider, "metadata": {METADATA_KEY: subscription.reference}}},
+            "lines": {"object": "list", "data": [{
+                "object": "line_item", "amount": subscription.price_minor,
+                "period": {"start": stamp(start), "end": stamp(end)},
+            }]},
+        }},
+    }
+
+
+def send_demo_invoice(subscription: OffsetSubscription) -> str:
+    """Sign the next month's ``invoice.paid`` exactly as Stripe signs webhooks and deliver it
+    to the webhook code, as the demo checkout does for orders."""
+    from ..payments.webhooks import construct_event, handle_event
+
+    payload = json.dumps(demo_invoice(subscription), separators=(",", ":")).encode()
+    signature = sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
+    outcome, _status = handle_event(construct_event(payload, signature))
+    return outcome
