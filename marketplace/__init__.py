@@ -51,4 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["PAYMENT_GATEWAY"] == "demo":
         app.register_blueprint(demo.bp)
     cli.register(app)
+    from .api import register as register_api
+
+    register_api(app)
     return app

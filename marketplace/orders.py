@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -27,9 +27,14 @@ bp = Blueprint("orders", __name__)
 
 
 def _visible_orders():  # type: ignore[no-untyped-def]
+    """The user's and their organisations' orders, less API quotes never turned into orders."""
+    from .models.api import ApiQuote
+
     orgs = select(Membership.organisation_id).where(Membership.user_id == current_user.id)
+    unordered_quote = exists(select(ApiQuote.id).where(ApiQuote.order_id == Order.id,
+                                                       ApiQuote.ordered_at.is_(None)))
     return select(Order).where(or_(Order.user_id == current_user.id,
-                                   Order.organisation_id.in_(orgs)))
+                                   Order.organisation_id.in_(orgs)), ~unordered_quote)
 
 
 def _order(reference: str) -> Order:

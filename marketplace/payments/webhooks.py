@@ -95,6 +95,15 @@ def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any
             return "no amount or currency: ignored"
         return checkout.fulfil(session, reference, amount_minor=amount, currency=currency,
                                payment_reference=obj.get("payment_intent"))
+    if (obj.get("metadata") or {}).get("source") == "api":  # API orders charged off-session
+        if event_type == "payment_intent.succeeded":
+            amount, currency = obj.get("amount_received"), obj.get("currency")
+            if not isinstance(amount, int) or not isinstance(currency, str):
+                return "no amount or currency: ignored"
+            return checkout.fulfil(session, reference, amount_minor=amount, currency=currency,
+                                   payment_reference=obj.get("id"))
+        if event_type == "payment_intent.payment_failed":
+            return checkout.release(session, reference, "failed")
     if event_type in RELEASE:
         return checkout.release(session, reference, RELEASE[event_type])
     return f"{event_type}: not handled"

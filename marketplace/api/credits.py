@@ -1,0 +1,132 @@
+"""Live holdings and retirements of an organisation, read from and written to the ledger
+(``ledger.queries``, ``ledger.operations``), as the holdings page does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import canonical, operations, queries
+from ledger.errors import InsufficientCreditsError, LedgerError
+from ledger.schema import Batch, Beneficiary, Block, Entry, Project
+
+from .. import certificates
+from ..errors import status_for
+from . import projects
+from .keys import Caller
+from .pagination import Page, decode, page_of
+from .problems import Problem, invalid_field
+from .trading import certificate_links
+
+LIVE_RETIREMENT = re.compile(r"ret_([1-9][0-9]{0,15})")
+
+
+def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
+    """A retirement entry as the API shows it (any retirement: the caller checks ownership)."""
+    entry = session.get(Entry, seq)
+    assert entry is not None and entry.kind == "retire"
+    data = canonical.loads(bytes(entry.record))["data"]
+    blocks = certificates.retired_blocks(session, seq)
+    person = session.get(Beneficiary, seq)
+    per_batch: dict[int, int] = defaultdict(int)
+    refs: dict[int, dict[str, Any]] = {}
+    for block in blocks:
+        per_batch[block.batch_id] += block.quantity
+        refs.setdefault(block.batch.project_id, projects.project_ref(block.batch.project))
+    return {
+        "id": f"ret_{seq}", "object": "retirement", "livemode": True, "seq": seq,
+        "hash": entry.hash, "quantity": int(data["quantity"]),
+        "beneficiary": person.name if person is not None else None,
+        "purpose": str(data.get("purpose", "")), "note": str(data.get("note", "")),
+        "country": str(data.get("country", "")),
+        "period_start": dt.date.fromisoformat(str(data["period_start"])),
+        "period_end": dt.date.fromisoformat(str(data["period_end"])),
+        "projects": list(refs.values()),
+        "allocation": [{"batch": b, "vintage": projects.vintage_label(session.get(Batch, b)),
+                        "quantity": q} for b, q in per_batch.items()],
+        "serials": [queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in blocks],
+        "created_at": projects.aware(entry.created_at),
+        "certificate": certificate_links(seq),
+    }
+
+
+def _owned(session: Session, caller: Caller, seq: int) -> bool:
+    return session.scalar(select(Block.id).where(
+        Block.created_by == seq, Block.state == "retired",
+        Block.account_id == caller.organisation.ledger_account_id).limit(1)) is not None
+
+
+def find_retirement(session: Session, caller: Caller, public_id: str) -> int | None:
+    match = LIVE_RETIREMENT.fullmatch(public_id)
+    if match is None:
+        return None
+    seq = int(match.group(1))
+    return seq if _owned(session, caller, seq) else None
+
+
+def list_retirements(session: Session, caller: Caller,
+                     query: Mapping[str, Any]) -> Page[dict[str, Any]]:
+    after = decode("retirements", query.get("cursor"), (int,))
+    stmt = (select(Block.created_by).where(
+        Block.account_id == caller.organisation.ledger_account_id, Block.state == "retired")
+        .distinct())
+    if after is not None:
+        stmt = stmt.where(Block.created_by < after[0])
+    limit = int(query["limit"])
+    seqs = list(session.scalars(stmt.order_by(Block.created_by.desc()).limit(limit + 1)))
+    page = page_of(seqs, limit, "retirements", lambda s: [s])
+    return Page([retirement_dict(session, s) for s in page.items], page.next_cursor)
+
+
+def retire(session: Session, caller: Caller, data: Mapping[str, Any]) -> int:
+    """Retire the organisation's held credits; returns the entry's seq."""
+    batch_id, project_id = data.get("batch"), data.get("project")
+    if project_id is not None and session.get(Project, project_id) is None:
+        raise invalid_field("#/project", f"There is no project {project_id}.")
+    if batch_id is not None:
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            raise invalid_field("#/batch", f"There is no batch {batch_id}.")
+        if project_id is not None and batch.project_id != project_id:
+            raise invalid_field("#/batch", f"Batch {batch_id} is not a vintage of project "
+                                           f"{project_id}.")
+    try:
+        receipt = operations.retire(
+            session, account_id=caller.organisation.ledger_account_id,
+            quantity=data["quantity"], beneficiary=data["beneficiary"],
+            purpose=data["purpose"], note=data.get("note", ""), country=data["country"],
+            period_start=data["period_start"], period_end=data["period_end"],
+            batch_id=batch_id, project_id=project_id)
+    except InsufficientCreditsError as exc:
+        raise Problem(409, "Not enough credits held", str(exc).capitalize() + ".",
+                      slug="insufficient-credits") from None
+    except LedgerError as exc:
+        raise Problem(status_for(exc), "The retirement was refused", str(exc),
+                      slug="ledger-refused") from None
+    return receipt.seq
+
+
+def list_holdings(session: Session, caller: Caller,
+                  query: Mapping[str, Any]) -> Page[dict[str, Any]]:
+    after = decode("holdings", query.get("cursor"), (int,))
+    held = sorted(queries.holdings(session, caller.organisation.ledger_account_id),
+                  key=lambda h: h.batch_id)
+    if query.get("project") is not None:
+        held = [h for h in held if h.project_id == query["project"]]
+    if after is not None:
+        held = [h for h in held if h.batch_id > after[0]]
+    limit = int(query["limit"])
+    page = page_of(held[:limit + 1], limit, "holdings", lambda h: [h.batch_id])
+    return Page([{
+        "object": "holding", "livemode": True,
+        "project": {"id": h.project_id, "ref": h.project_ref, "name": h.project_name},
+        "batch": h.batch_id, "vintage": projects.vintage_label(session.get(Batch, h.batch_id)),
+        "vintage_start": h.vintage_start, "vintage_end": h.vintage_end,
+        "quantity": h.quantity, "serials": [b.serial for b in h.blocks],
+    } for h in page.items], page.next_cursor)
