@@ -55,7 +55,8 @@ class Base(DeclarativeBase):
     type_annotation_map: dict[Any, Any] = {int: Integer, str: String}
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL for a CHECK that a column holds one of a fixed list of strings."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
@@ -65,7 +66,7 @@ class Account(Base):
     public journal carries no personal data."""
 
     __tablename__ = "ledger_accounts"
-    __table_args__ = (CheckConstraint(_in("kind", ACCOUNT_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(one_of("kind", ACCOUNT_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -111,7 +112,7 @@ class Entry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         CheckConstraint("seq >= 1", name="seq_positive"),
-        CheckConstraint(_in("kind", ENTRY_KINDS), name="kind"),
+        CheckConstraint(one_of("kind", ENTRY_KINDS), name="kind"),
         CheckConstraint("length(hash) = 64", name="hash_length"),
     )
 
@@ -152,7 +153,7 @@ class Batch(Base):
     __table_args__ = (
         CheckConstraint("first_serial >= 1 AND first_serial <= last_serial", name="range"),
         CheckConstraint("vintage_start <= vintage_end", name="vintage"),
-        CheckConstraint(_in("scheme", SERIAL_SCHEMES), name="scheme"),
+        CheckConstraint(one_of("scheme", SERIAL_SCHEMES), name="scheme"),
         CheckConstraint(
             "buffer_quantity >= 0 AND buffer_quantity < last_serial - first_serial + 1",
             name="buffer",
@@ -194,7 +195,7 @@ class Block(Base):
     __tablename__ = "ledger_blocks"
     __table_args__ = (
         CheckConstraint("first_serial >= 1 AND first_serial <= last_serial", name="range"),
-        CheckConstraint(_in("state", BLOCK_STATES), name="state"),
+        CheckConstraint(one_of("state", BLOCK_STATES), name="state"),
         CheckConstraint("spent_by IS NULL OR spent_by > created_by", name="spent_after"),
         CheckConstraint("spent_by IS NULL OR state = 'tradable'", name="final_states"),
         # Partial indexes: a holder's spendable blocks and a batch's unspent blocks, however

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ledger.schema import Base, BigId, utcnow
+from ledger.schema import Base, BigId, utcnow, one_of
 
 SCOPES = ("write", "read")
 SANDBOX_STATES = ("quoted", "pending", "awaiting_payment", "fulfilled", "expired", "failed",
@@ -35,8 +35,6 @@ DELIVERY_STATES = ("pending", "succeeded", "failed")
 EVENT_TYPES = ("order.fulfilled", "retirement.created")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class ApiKey(Base):
@@ -45,7 +43,7 @@ class ApiKey(Base):
     working when it is revoked or that member leaves the organisation."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (CheckConstraint(_in("scope", SCOPES), name="scope"),)
+    __table_args__ = (CheckConstraint(one_of("scope", SCOPES), name="scope"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(
@@ -145,7 +143,7 @@ class SandboxOrder(Base):
 
     __tablename__ = "api_sandbox_orders"
     __table_args__ = (
-        CheckConstraint(_in("status", SANDBOX_STATES), name="status"),
+        CheckConstraint(one_of("status", SANDBOX_STATES), name="status"),
         CheckConstraint("action IN ('retire', 'hold')", name="action"),
         CheckConstraint("total_minor > 0", name="total_positive"),
         UniqueConstraint("organisation_id", "idempotency_key",
@@ -287,7 +285,7 @@ class WebhookDelivery(Base):
 
     __tablename__ = "api_webhook_deliveries"
     __table_args__ = (
-        CheckConstraint(_in("status", DELIVERY_STATES), name="status"),
+        CheckConstraint(one_of("status", DELIVERY_STATES), name="status"),
         UniqueConstraint("event_id", "endpoint_id", name="uq_api_webhook_deliveries_endpoint"),
         Index("ix_api_webhook_deliveries_due", "status", "next_attempt_at"),
     )

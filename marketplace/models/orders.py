@@ -21,22 +21,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ledger.schema import Base, BigId, utcnow
+from ledger.schema import Base, BigId, utcnow, one_of
 
 ORDER_STATES = ("pending", "awaiting_payment", "paid", "fulfilled", "expired", "failed",
                 "cancelled", "refunded")
 ACTIONS = ("retire", "hold")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_in("status", ORDER_STATES), name="status"),
-        CheckConstraint(_in("action", ACTIONS), name="action"),
+        CheckConstraint(one_of("status", ORDER_STATES), name="status"),
+        CheckConstraint(one_of("action", ACTIONS), name="action"),
         CheckConstraint("total_minor > 0", name="total_positive"),
         UniqueConstraint("organisation_id", "idempotency_key", name="uq_orders_idempotency"),
     )
