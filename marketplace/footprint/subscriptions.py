@@ -122,13 +122,9 @@ class StripeSubscriptionGateway:
 
     def __init__(self, api_key: str, api_base: str | None = None, *,
                  max_network_retries: int = 2) -> None:
-        if not api_key:
-            raise ValueError("the stripe gateway needs a secret API key")
-        self._http = stripe.new_default_http_client()
-        base = {"api": api_base.rstrip("/")} if api_base else None
-        self._client = stripe.StripeClient(api_key, base_addresses=base,  # type: ignore[arg-type]
-                                           http_client=self._http,
-                                           max_network_retries=max_network_retries)
+        from ..payments.stripe_gateway import stripe_client
+
+        self._http, self._client = stripe_client(api_key, api_base, max_network_retries)
 
     def __repr__(self) -> str:  # never the key
         return "StripeSubscriptionGateway()"

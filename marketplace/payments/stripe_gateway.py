@@ -207,6 +207,18 @@ def _safe_error(exc: stripe.StripeError, action: str) -> PaymentGatewayError:
     return PaymentGatewayError(message, code=code, retryable=retryable, request_id=request_id)
 
 
+def stripe_client(api_key: str, api_base: str | None,
+                  max_network_retries: int) -> tuple[Any, stripe.StripeClient]:
+    """An HTTP client and a StripeClient on it; ``api_base`` replaces Stripe's own."""
+    if not api_key:
+        raise ValueError("the stripe gateway needs a secret API key")
+    http = stripe.new_default_http_client()
+    base = {"api": api_base.rstrip("/")} if api_base else None
+    client = stripe.StripeClient(api_key, base_addresses=base,  # type: ignore[arg-type]
+                                 http_client=http, max_network_retries=max_network_retries)
+    return http, client
+
+
 class StripeGateway:
     """Stripe Checkout through the official library (``stripe.StripeClient``).
 
@@ -218,13 +230,7 @@ class StripeGateway:
 
     def __init__(self, api_key: str, api_base: str | None = None, *,
                  max_network_retries: int = 2) -> None:
-        if not api_key:
-            raise ValueError("the stripe gateway needs a secret API key")
-        self._http = stripe.new_default_http_client()
-        base = {"api": api_base.rstrip("/")} if api_base else None
-        self._client = stripe.StripeClient(api_key, base_addresses=base,  # type: ignore[arg-type]
-                                           http_client=self._http,
-                                           max_network_retries=max_network_retries)
+        self._http, self._client = stripe_client(api_key, api_base, max_network_retries)
         self.api_base = api_base.rstrip("/") if api_base else stripe.DEFAULT_API_BASE
 
     def __repr__(self) -> str:  # never the key
