@@ -6,120 +6,31 @@
 2. A subscriber saves a footprint, subscribes monthly through the demo gateway, receives two
    paid invoices, and sees two monthly retirements with the remainder carried.
 
-The server is the real app (CSRF on, the demo payment gateway) on a fresh SQLite database
-with the demo data, served by werkzeug's ``make_server`` in a thread on a free port.
-Chromium is Debian's ``/usr/bin/chromium``; without it the tests skip, unless
-``CARBON_REQUIRE_BROWSER=1``, when they fail. The fixtures live here, not in a conftest, so
-that other browser test modules are not affected.
+The live server and Chromium come from ``tests/browser/server.py`` (CSRF on, the demo
+payment gateway, a fresh SQLite database with the demo data).
 """
 
 from __future__ import annotations
 
-import inspect
-import os
 import re
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.orm import Session
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from marketplace import footprint
-from marketplace.footprint import subscriptions
 from marketplace.models import Order, User
 from marketplace.models.footprints import OffsetInvoice
-from marketplace.payments import webhooks
-from tests.marketplace.shop import PASSWORD, add_user, load_demo, make_app
+from tests.marketplace.shop import PASSWORD, add_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-REQUIRE_BROWSER = os.environ.get("CARBON_REQUIRE_BROWSER") == "1"
+from .server import LiveServer, browser, live  # noqa: F401  (fixtures used by name)
+
 TIMEOUT_MS = 10_000
 
 
 @pytest.fixture
-def backend() -> str:
-    """These tests run one server on SQLite only (``fresh_url`` asks for this)."""
-    return "sqlite"
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@dataclass
-class Live:
-    url: str
-    app: Flask
-
-    def session(self) -> Session:
-        return Session(bind=self.app.extensions["selva_engine"])
-
-
-@pytest.fixture
-def invoice_branch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route ``invoice.paid`` to the subscription handler until webhooks does it itself."""
-    if "invoice.paid" in inspect.getsource(webhooks._dispatch):
-        return
-    original = webhooks._dispatch
-
-    def dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
-        if event_type == "invoice.paid":
-            return subscriptions.handle_invoice_paid(session, obj)
-        return original(session, event_type, obj, reference)
-
-    monkeypatch.setattr(webhooks, "_dispatch", dispatch)
-
-
-@pytest.fixture
-def live(fresh_url: str, invoice_branch: None) -> Iterator[Live]:
-    app = make_app(fresh_url, WTF_CSRF_ENABLED=True, PAYMENT_GATEWAY="demo")
-    if "footprint" not in app.blueprints:
-        footprint.register(app)
-    load_demo(app)
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True,
-                                         request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Live(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        app.extensions["selva_engine"].dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests"
-        if REQUIRE_BROWSER:
-            pytest.fail(f"CARBON_REQUIRE_BROWSER=1 but {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(chromium: Any, live: Live) -> Iterator[Any]:
-    context = chromium.new_context(base_url=live.url, viewport={"width": 1280, "height": 900})
+def page(browser: Any, live: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
     opened = context.new_page()
@@ -157,7 +68,7 @@ def log_in(page: Any, email: str) -> None:
 # -- 1. a visitor offsets a flight and a year of driving ------------------------------------------
 
 
-def test_a_visitor_works_out_a_footprint_and_offsets_it(page: Any, live: Live) -> None:
+def test_a_visitor_works_out_a_footprint_and_offsets_it(page: Any, live: LiveServer) -> None:
     email = "visitor@example.org"
     add_user(live.app, email, name="Vera Visitor")
     page.goto("/footprint")
@@ -221,7 +132,7 @@ def test_a_visitor_works_out_a_footprint_and_offsets_it(page: Any, live: Live) -
 
 
 def test_a_subscriber_offsets_monthly_and_sees_the_remainder_carried(
-        page: Any, live: Live) -> None:
+        page: Any, live: LiveServer) -> None:
     email = "subscriber@example.org"
     add_user(live.app, email, name="Sam Subscriber")
     page.goto("/login")
