@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from . import journal
@@ -60,11 +60,13 @@ def _with_stored_nodes(session: Session, compute: Callable[[NodeSource], T]) -> 
     table = table_of(MerkleNode)
     nodes: dict[tuple[int, int], bytes] = {}
     if recorder.keys:
-        rows = session.execute(
-            select(table.c.level, table.c.idx, table.c.hash).where(
-                tuple_(table.c.level, table.c.idx).in_(sorted(set(recorder.keys)))
-            )
-        )
+        keys = sorted(set(recorder.keys))
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite scans the table for a row-value IN list; OR'ed pairs use the primary key.
+            where = or_(*(and_(table.c.level == level, table.c.idx == idx) for level, idx in keys))
+        else:
+            where = tuple_(table.c.level, table.c.idx).in_(keys)
+        rows = session.execute(select(table.c.level, table.c.idx, table.c.hash).where(where))
         nodes = {(level, idx): bytes(value) for level, idx, value in rows}
     return compute(_Fetched(nodes))
 

@@ -268,6 +268,9 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
         return "no such order: ignored"
     if order.status in ("fulfilled", "refunded"):
         return f"already {order.status}: nothing to do"
+    # The same locks place_order takes: while they are held no one counts stock, so nobody
+    # can read the inventory before this transfer and the reservations after it.
+    _lock_listings(session, {line.listing_id for line in order.lines})
     if amount_minor != order.total_minor or currency.upper() != order.currency:
         order.failure = (f"paid {amount_minor} {currency.upper()}, expected "
                          f"{order.total_minor} {order.currency}")

@@ -47,7 +47,7 @@ def _order_for(session_id: str) -> Order:
     return order
 
 
-def send_event(event_type: str, order: Order, *, payment_status: str = "paid") -> str:
+def send_event(event_type: str, order: Order, *, payment_status: str = "paid") -> tuple[str, int]:
     """Build, sign and deliver one Stripe-shaped event about ``order`` to our webhook code."""
     event = {
         "id": f"evt_demo_{secrets.token_hex(12)}",
@@ -68,8 +68,7 @@ def send_event(event_type: str, order: Order, *, payment_status: str = "paid") -
     }
     payload = json.dumps(event, separators=(",", ":")).encode()
     signature = sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
-    outcome, _status = handle_event(construct_event(payload, signature))
-    return outcome
+    return handle_event(construct_event(payload, signature))
 
 
 @bp.get("/<session_id>")
@@ -88,7 +87,11 @@ def pay(session_id: str) -> Response:
         if order.status != "awaiting_payment":
             flash(f"This checkout is {order.status.replace('_', ' ')}.", "info")
             return redirect(url_for("orders.detail", reference=order.reference))
-    send_event("checkout.session.completed", order)
+    _outcome, status = send_event("checkout.session.completed", order)
+    if status != 200:
+        flash("The payment went through but the credits could not be moved yet; we will "
+              "retry. Nothing will be charged twice.", "error")
+        return redirect(url_for("orders.detail", reference=order.reference))
     return redirect(url_for("orders.success", reference=order.reference))
 
 

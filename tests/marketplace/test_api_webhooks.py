@@ -284,7 +284,7 @@ def test_events_from_the_shop_and_the_holdings_page_too(
                                              dt.date(2025, 12, 31), "hold"),
             gateway="demo", organisation=org)
     with app.test_request_context():
-        assert send_event("checkout.session.completed", placed).startswith("fulfilled")
+        assert send_event("checkout.session.completed", placed)[0].startswith("fulfilled")
     # a retirement on the holdings page
     login(client, company.email)
     page = client.post("/holdings", data={
