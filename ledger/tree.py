@@ -8,6 +8,7 @@ last one, so every checkpoint it ever publishes extends the one before.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,10 +25,11 @@ from .merkle import (
     NodeSource,
     consistency_proof_from,
     inclusion_proof_from,
+    leaf_hash,
     tree_head,
     verify_consistency,
 )
-from .schema import ChainHead, MerkleNode, SignedCheckpoint, table_of, utcnow
+from .schema import ChainHead, Entry, MerkleNode, SignedCheckpoint, table_of, utcnow
 
 T = TypeVar("T")
 
@@ -149,3 +151,44 @@ def sign_checkpoint(session: Session, signer_key: str, origin: str) -> SignedChe
     created = session.get(SignedCheckpoint, head.seq)
     assert created is not None
     return created
+
+
+class BeyondJournalError(MerkleProofError):
+    """A proof was asked for a tree larger than the journal is."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(bytes(raw)).decode("ascii")
+
+
+def inclusion_document(session: Session, seq: int, tree_size: int) -> dict[str, object]:
+    """Everything a client needs to check that entry ``seq`` is in the tree of ``tree_size``
+    entries: the entry's hash and leaf hash, the proof and the root (base64), and the signed
+    checkpoint of that size if there is one. Raises MerkleProofError for an impossible range."""
+    current = size(session)
+    if not 1 <= seq <= tree_size:
+        raise MerkleProofError(f"need 1 <= seq <= size, not seq {seq} and size {tree_size}")
+    if tree_size > current:
+        raise BeyondJournalError(f"the journal holds {current} entries, not {tree_size}")
+    proof = inclusion(session, seq, tree_size)
+    root = head_at(session, tree_size)
+    entry = session.get(Entry, seq)
+    assert entry is not None  # seq <= tree_size <= the chain head's seq
+    signed = session.get(SignedCheckpoint, tree_size)
+    return {"seq": seq, "leaf_index": seq - 1, "tree_size": tree_size, "hash": entry.hash,
+            "leaf_hash": _b64(leaf_hash(bytes(entry.record))),
+            "proof": [_b64(node) for node in proof], "root": _b64(root),
+            "checkpoint": signed.note if signed is not None else None}
+
+
+def consistency_document(session: Session, size1: int, size2: int) -> dict[str, object]:
+    """The consistency proof from ``size1`` to ``size2`` entries with both roots (base64).
+    Raises MerkleProofError for an impossible range."""
+    current = size(session)
+    if not 1 <= size1 <= size2:
+        raise MerkleProofError(f"need 1 <= from <= to, not {size1} and {size2}")
+    if size2 > current:
+        raise BeyondJournalError(f"the journal holds {current} entries, not {size2}")
+    proof = consistency(session, size1, size2)
+    return {"proof": [_b64(node) for node in proof], "from_root": _b64(head_at(session, size1)),
+            "to_root": _b64(head_at(session, size2))}

@@ -38,7 +38,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ledger import bundle, canonical, operations, queries, tree
 from ledger.checkpoint import CheckpointError
 from ledger.errors import ChainError, LedgerError, SerialFormatError
-from ledger.merkle import MerkleProofError, leaf_hash
+from ledger.merkle import MerkleProofError
 from ledger.rules import MAX_SERIAL, PURPOSES
 from ledger.schema import Account, Batch, Beneficiary, Block, Entry, Project, SignedCheckpoint
 from ledger.serials import parse_serial
@@ -596,26 +596,10 @@ def inclusion_proof() -> Response:
     except ValueError as exc:
         return _json_error(str(exc))
     with db.session.begin():
-        session = db.session
-        current = tree.size(session)
-        if not 1 <= seq <= size:
-            return _json_error("need 1 <= seq <= size")
-        if size > current:
-            return _json_error(f"the journal holds {current} entries, not {size}")
         try:
-            proof = tree.inclusion(session, seq, size)
-            root = tree.head_at(session, size)
+            return jsonify(tree.inclusion_document(db.session, seq, size))
         except MerkleProofError as exc:
             return _json_error(str(exc))
-        found = session.get(Entry, seq)
-        assert found is not None
-        signed = session.get(SignedCheckpoint, size)
-        return jsonify({
-            "seq": seq, "leaf_index": seq - 1, "tree_size": size, "hash": found.hash,
-            "leaf_hash": _b64(leaf_hash(bytes(found.record))),
-            "proof": [_b64(node) for node in proof], "root": _b64(root),
-            "checkpoint": signed.note if signed is not None else None,
-        })
 
 
 @bp.get("/ledger/proofs/consistency")
@@ -626,16 +610,8 @@ def consistency_proof() -> Response:
     except ValueError as exc:
         return _json_error(str(exc))
     with db.session.begin():
-        session = db.session
-        current = tree.size(session)
-        if not 1 <= first <= second:
-            return _json_error("need 1 <= from <= to")
-        if second > current:
-            return _json_error(f"the journal holds {current} entries, not {second}")
         try:
-            proof = tree.consistency(session, first, second)
-            from_root, to_root = tree.head_at(session, first), tree.head_at(session, second)
+            document = tree.consistency_document(db.session, first, second)
         except MerkleProofError as exc:
             return _json_error(str(exc))
-        return jsonify({"from": first, "to": second, "proof": [_b64(node) for node in proof],
-                        "from_root": _b64(from_root), "to_root": _b64(to_root)})
+        return jsonify({"from": first, "to": second, **document})

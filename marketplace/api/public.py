@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from ledger import queries, tree
 from ledger.checkpoint import CheckpointError
 from ledger.errors import ChainError, LedgerError, SerialFormatError
-from ledger.merkle import MerkleProofError, leaf_hash
-from ledger.schema import Account, Entry, Project, SignedCheckpoint
+from ledger.merkle import MerkleProofError
+from ledger.schema import Account, Project, SignedCheckpoint
 
 from .. import certificates, formatting, registry, signing
 from . import projects
@@ -118,35 +118,19 @@ def _bad_range(detail: str, *parameters: str) -> Problem:
 
 
 def inclusion(session: Session, seq: int, size: int) -> dict[str, Any]:
-    current = tree.size(session)
-    if seq > size:
-        raise _bad_range("Need seq <= size.", "seq", "size")
-    if size > current:
-        raise _bad_range(f"The journal holds {current} entries, not {size}.", "size")
     try:
-        proof = tree.inclusion(session, seq, size)
-        root = tree.head_at(session, size)
+        return tree.inclusion_document(session, seq, size)
+    except tree.BeyondJournalError as exc:
+        raise _bad_range(str(exc), "size") from None
     except MerkleProofError as exc:
         raise _bad_range(str(exc), "seq", "size") from None
-    found = session.get(Entry, seq)
-    assert found is not None
-    signed = session.get(SignedCheckpoint, size)
-    return {"seq": seq, "leaf_index": seq - 1, "tree_size": size, "hash": found.hash,
-            "leaf_hash": _b64(leaf_hash(bytes(found.record))),
-            "proof": [_b64(node) for node in proof], "root": _b64(root),
-            "checkpoint": signed.note if signed is not None else None}
 
 
 def consistency(session: Session, first: int, second: int) -> dict[str, Any]:
-    current = tree.size(session)
-    if first > second:
-        raise _bad_range("Need from <= to.", "from", "to")
-    if second > current:
-        raise _bad_range(f"The journal holds {current} entries, not {second}.", "to")
     try:
-        proof = tree.consistency(session, first, second)
-        from_root, to_root = tree.head_at(session, first), tree.head_at(session, second)
+        document = tree.consistency_document(session, first, second)
+    except tree.BeyondJournalError as exc:
+        raise _bad_range(str(exc), "to") from None
     except MerkleProofError as exc:
         raise _bad_range(str(exc), "from", "to") from None
-    return {"first": first, "second": second, "proof": [_b64(node) for node in proof],
-            "from_root": _b64(from_root), "to_root": _b64(to_root)}
+    return {"first": first, "second": second, **document}
