@@ -206,9 +206,7 @@ def create_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> A
 
 
 def find_quote(session: Session, caller: Caller, public_id: str) -> ApiQuote | None:
-    return session.scalars(select(ApiQuote).where(
-        ApiQuote.public_id == public_id, ApiQuote.organisation_id == caller.organisation.id,
-        ApiQuote.livemode.is_(False))).one_or_none()
+    return trading.find_quote(session, caller, public_id, livemode=False)
 
 
 def idempotent_order(session: Session, caller: Caller, key: str | None,

@@ -184,10 +184,12 @@ def create_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> A
     return quote
 
 
-def find_quote(session: Session, caller: Caller, public_id: str) -> ApiQuote | None:
+def find_quote(session: Session, caller: Caller, public_id: str, *,
+               livemode: bool = True) -> ApiQuote | None:
+    """The caller's organisation's quote in this mode (live or test), or None."""
     return session.scalars(select(ApiQuote).where(
         ApiQuote.public_id == public_id, ApiQuote.organisation_id == caller.organisation.id,
-        ApiQuote.livemode.is_(True))).one_or_none()
+        ApiQuote.livemode.is_(livemode))).one_or_none()
 
 
 # -- orders ----------------------------------------------------------------------------------
