@@ -17,7 +17,17 @@ from .errors import LedgerError
 from .merkle import Frontier, leaf_hash
 from .replay import Replay, ReplayedBlock, Totals, VerificationError
 from .rules import BlockRange, beneficiary_commitment
-from .schema import Batch, Beneficiary, Block, ChainHead, Entry, MerkleNode, table_of
+from .schema import (
+    Batch,
+    BatchLabel,
+    Beneficiary,
+    Block,
+    ChainHead,
+    Entry,
+    MerkleNode,
+    OriginRecord,
+    table_of,
+)
 
 NODE_CHUNK = 5000
 
@@ -72,6 +82,8 @@ def verify(session: Session) -> Report:
     _compare_blocks(session, state)
     _compare_batches(session, state)
     _check_beneficiaries(session, state)
+    _compare_origin(session, state)
+    _compare_labels(session, state)
     try:
         state.check_coverage()
     except LedgerError as exc:
@@ -193,6 +205,52 @@ def _check_beneficiaries(session: Session, state: Replay) -> None:
         if beneficiary_commitment(row.salt, row.name) != retirement["beneficiary"]:
             raise VerificationError(row.seq, "the beneficiary's name does not match the "
                                              "commitment in the journal")
+
+
+def _compare_origin(session: Session, state: Replay) -> None:
+    """The origin records table holds exactly the journal's ``origin`` entries."""
+    seen: set[int] = set()
+    for row in session.scalars(select(OriginRecord).order_by(OriginRecord.seq)):
+        record = state.origin_entries.get(row.seq)
+        if record is None:
+            raise VerificationError(row.seq, "an origin record is stored for an entry that is "
+                                             "no origin entry")
+        actual = (row.batch_id, row.registry_name, row.action, row.first_serial,
+                  row.last_serial, row.origin_date, row.beneficiary, row.account, row.reason,
+                  row.reference, bool(row.ours))
+        wanted = (record.batch, record.registry, record.action, record.first, record.last,
+                  record.date, record.beneficiary, record.account, record.reason,
+                  record.reference, record.ours)
+        if actual != wanted:
+            raise VerificationError(row.seq, "the origin record differs from its entry")
+        seen.add(row.seq)
+    for seq in state.origin_entries:
+        if seq not in seen:
+            raise VerificationError(seq, "the origin record of this entry is missing")
+
+
+def _compare_labels(session: Session, state: Replay) -> None:
+    """The labels table holds exactly the journal's ``label`` entries."""
+    wanted = {seq: change for changes in state.labels.values() for seq, change in changes}
+    seen: set[int] = set()
+    for row in session.scalars(select(BatchLabel).order_by(BatchLabel.seq)):
+        change = wanted.get(row.seq)
+        if change is None:
+            raise VerificationError(row.seq, "labels are stored for an entry that is no label "
+                                             "entry")
+        labels = change.labels
+        actual = (row.batch_id, row.effective, bool(row.ccp), row.ccp_since,
+                  bool(row.article6_authorized), row.ca_declaration, row.ca_status, row.corsia,
+                  row.mitigation, row.note)
+        expected = (change.batch, change.effective, labels.ccp, labels.ccp_since,
+                    labels.article6_authorized, labels.ca_declaration, labels.ca_status,
+                    labels.corsia, labels.mitigation, change.note)
+        if actual != expected:
+            raise VerificationError(row.seq, "the stored labels differ from their entry")
+        seen.add(row.seq)
+    for seq in wanted:
+        if seq not in seen:
+            raise VerificationError(seq, "the labels of this entry are missing")
 
 
 def _describe(block: ReplayedBlock) -> str:

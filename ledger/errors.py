@@ -87,6 +87,20 @@ class CanonicalFormError(LedgerError):
     """A value cannot be written as canonical JSON (a float, a huge integer, a bad string)."""
 
 
+class OriginRecordError(LedgerError):
+    """Evidence from an origin registry is malformed: an unknown action, a missing reference."""
+
+
+class OriginRangeError(LedgerError):
+    """An origin record's serials lie outside its batch's mirrored range, or overlap another
+    origin record: the origin registry retires each serial at most once."""
+
+
+class LabelError(LedgerError):
+    """A batch's quality labels hold a value outside their fixed lists, or contradict
+    themselves (a CCP label with no date, an adjustment completed but never committed)."""
+
+
 class UnknownEntryError(LedgerError):
     """No journal entry (or no retirement) at that seq."""
 

@@ -158,6 +158,67 @@ POSTGRES_DROP = [
 ]
 
 
+# -- origin evidence and labels (migration 0008) ------------------------------------------------
+
+_EVIDENCE = ("ledger_origin_records", "ledger_batch_labels")
+
+SQLITE_INSTALL_ORIGIN = [
+    f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
+       BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"""
+    for table in _EVIDENCE
+    for op in ("UPDATE", "DELETE")
+] + [
+    """CREATE TRIGGER ledger_origin_records_no_overlap BEFORE INSERT ON ledger_origin_records
+       WHEN EXISTS (SELECT 1 FROM ledger_origin_records o WHERE o.batch_id = NEW.batch_id
+                    AND o.first_serial <= NEW.last_serial AND NEW.first_serial <= o.last_serial)
+       BEGIN SELECT RAISE(ABORT, 'origin records of a batch may not overlap'); END""",
+    """CREATE TRIGGER ledger_origin_records_inside_batch BEFORE INSERT ON ledger_origin_records
+       WHEN NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = NEW.batch_id
+                        AND b.scheme = 'verra' AND NEW.first_serial >= b.first_serial
+                        AND NEW.last_serial <= b.last_serial)
+       BEGIN SELECT RAISE(ABORT, 'an origin record must lie inside its mirrored batch'); END""",
+]
+SQLITE_DROP_ORIGIN = [
+    f"DROP TRIGGER IF EXISTS {table}_no_{op}" for table in _EVIDENCE for op in ("update", "delete")
+] + [
+    "DROP TRIGGER IF EXISTS ledger_origin_records_no_overlap",
+    "DROP TRIGGER IF EXISTS ledger_origin_records_inside_batch",
+]
+POSTGRES_INSTALL_ORIGIN = [
+    f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()"""
+    for table in _EVIDENCE
+] + [
+    f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()"""
+    for table in _EVIDENCE
+] + [
+    """CREATE FUNCTION ledger_origin_inside_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.id = NEW.batch_id
+                        AND b.scheme = 'verra' AND NEW.first_serial >= b.first_serial
+                        AND NEW.last_serial <= b.last_serial) THEN
+           RAISE EXCEPTION 'an origin record must lie inside its mirrored batch'
+             USING ERRCODE = 'check_violation';
+         END IF;
+         RETURN NEW;
+       END $$""",
+    """CREATE TRIGGER ledger_origin_records_inside_batch BEFORE INSERT ON ledger_origin_records
+       FOR EACH ROW EXECUTE FUNCTION ledger_origin_inside_batch()""",
+    """ALTER TABLE ledger_origin_records ADD CONSTRAINT ex_ledger_origin_records_overlap
+       EXCLUDE USING gist (batch_id WITH =, int8range(first_serial, last_serial, '[]') WITH &&)""",
+]
+POSTGRES_DROP_ORIGIN = [
+    "ALTER TABLE ledger_origin_records DROP CONSTRAINT IF EXISTS ex_ledger_origin_records_overlap",
+    "DROP TRIGGER IF EXISTS ledger_origin_records_inside_batch ON ledger_origin_records",
+    "DROP FUNCTION IF EXISTS ledger_origin_inside_batch()",
+] + [
+    f"DROP TRIGGER IF EXISTS {table}_{what} ON {table}"
+    for table in _EVIDENCE
+    for what in ("append_only", "no_truncate")
+]
+
+
 GUARDS = {
     # (dialect, part): (install, drop). "core" came with the first migration, "tree" with the
     # Merkle tree's; the tree's PostgreSQL triggers use ledger_refuse() from "core".
@@ -165,21 +226,53 @@ GUARDS = {
     ("sqlite", "tree"): (SQLITE_INSTALL_TREE, SQLITE_DROP_TREE),
     ("postgresql", "core"): (POSTGRES_INSTALL, POSTGRES_DROP),
     ("postgresql", "tree"): (POSTGRES_INSTALL_TREE, POSTGRES_DROP_TREE),
+    ("sqlite", "origin"): (SQLITE_INSTALL_ORIGIN, SQLITE_DROP_ORIGIN),
+    ("postgresql", "origin"): (POSTGRES_INSTALL_ORIGIN, POSTGRES_DROP_ORIGIN),
 }
 
+ALL_PARTS = ("core", "tree", "origin")
 
-def install(connection: Connection, parts: tuple[str, ...] = ("core", "tree")) -> None:
+
+def install(connection: Connection, parts: tuple[str, ...] = ALL_PARTS) -> None:
     """Install the guards for the connection's dialect."""
     for part in parts:
         for statement in _pair(connection, part)[0]:
             connection.execute(text(statement))
 
 
-def drop(connection: Connection, parts: tuple[str, ...] = ("tree", "core")) -> None:
+def drop(connection: Connection, parts: tuple[str, ...] = ("origin", "tree", "core")) -> None:
     """Remove the guards (migration downgrades, and tamper tests)."""
     for part in parts:
         for statement in _pair(connection, part)[1]:
             connection.execute(text(statement))
+
+
+def sqlite_widen_check(connection: Connection, table: str, old: str, new: str) -> None:
+    """Replace the text ``old`` of a CHECK constraint in a SQLite table's definition by ``new``.
+
+    SQLite cannot alter a constraint, and rebuilding a table that others reference needs
+    foreign keys off, which cannot be switched inside the migration's transaction. For a
+    change that only widens a CHECK (every stored row still satisfies it) SQLite documents
+    editing the schema text in place ("Making Other Kinds Of Table Schema Changes"): the
+    table, its indexes and its triggers stay exactly as they are.
+    """
+    sql = connection.execute(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": table},
+    ).scalar_one()
+    if old not in sql:
+        raise RuntimeError(f"{table}: the constraint text {old!r} is not in its definition")
+    version = connection.execute(text("PRAGMA schema_version")).scalar_one()
+    connection.execute(text("PRAGMA writable_schema = ON"))
+    connection.execute(
+        text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :name"),
+        {"sql": sql.replace(old, new), "name": table},
+    )
+    connection.execute(text(f"PRAGMA schema_version = {int(version) + 1}"))
+    connection.execute(text("PRAGMA writable_schema = OFF"))
+    problems = connection.execute(text("PRAGMA integrity_check")).scalars().all()
+    if problems != ["ok"]:
+        raise RuntimeError(f"{table}: integrity check failed after the change: {problems}")
 
 
 def _pair(connection: Connection, part: str) -> tuple[list[str], list[str]]:

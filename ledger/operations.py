@@ -508,17 +508,24 @@ def _write_spend(
     entry = journal.append(session, head, kind, data, new_blocks=len(created), at=at)
     blocks = table_of(Block)
     ids = [b.id for b in inputs]
-    result = session.execute(
-        update(blocks).where(blocks.c.id.in_(ids), blocks.c.spent_by.is_(None))
-        .values(spent_by=entry.seq)
-    )
-    if result.rowcount != len(ids):  # type: ignore[attr-defined]
-        raise DoubleSpendError("a block was spent twice: the operation is refused")
+    if ids:
+        result = session.execute(
+            update(blocks).where(blocks.c.id.in_(ids), blocks.c.spent_by.is_(None))
+            .values(spent_by=entry.seq)
+        )
+        if result.rowcount != len(ids):  # type: ignore[attr-defined]
+            raise DoubleSpendError("a block was spent twice: the operation is refused")
     _insert_blocks(session, created, entry.seq)
     return Receipt(entry.seq, entry.hash, kind, tuple(ids), tuple(created))
 
 
+write_spend = _write_spend
+"""Append an entry that spends ``inputs`` and creates ``created`` (shared with ``origin``)."""
+
+
 def _insert_blocks(session: Session, created: Sequence[BlockRange], seq: int) -> None:
+    if not created:
+        return
     session.execute(
         insert(table_of(Block)),
         [

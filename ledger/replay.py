@@ -22,15 +22,22 @@ from .errors import (
     FinalStateError,
     LedgerError,
     NotHolderError,
+    OriginRangeError,
     OverlapError,
     ReplayMismatchError,
+    UnknownBatchError,
 )
+from .records import MIRRORED_REGISTRIES, LabelChange, OriginRetirement
 from .rules import (
     RECORD_VERSION,
     ZERO_HASH,
     BlockRange,
+    Coverage,
     check_movable,
+    classify,
+    intersect,
     parse_date,
+    plan_freeze,
     plan_spend,
     validate_country,
     validate_hash,
@@ -82,6 +89,9 @@ class Totals:
     retired: int = 0
     cancelled: int = 0
     buffer: int = 0
+    frozen: int = 0
+    """Serials retired or cancelled at the origin registry under another name while still
+    tradable here: never sold (see ``ledger.origin``)."""
 
     def add(self, other: Totals) -> None:
         self.issued += other.issued
@@ -89,6 +99,20 @@ class Totals:
         self.retired += other.retired
         self.cancelled += other.cancelled
         self.buffer += other.buffer
+        self.frozen += other.frozen
+
+
+@dataclass
+class OriginTotals:
+    """Of one project's tonnes retired here (mirrored batches only): covered, pending and in
+    conflict at the origin registry, and the tonnes frozen here by the origin's records."""
+
+    coverage: Coverage = field(default_factory=Coverage)
+    frozen: int = 0
+
+    @property
+    def conflicts(self) -> int:
+        return self.coverage.conflict + self.frozen
 
 
 @dataclass
@@ -104,6 +128,11 @@ class Replay:
     origins: set[str] = field(default_factory=set)
     buffer_accounts: set[int] = field(default_factory=set)
     retirements: dict[int, dict[str, Any]] = field(default_factory=dict)
+    origin_records: dict[int, list[tuple[int, int, bool, int]]] = field(default_factory=dict)
+    """Per batch, its origin records as (first, last, ours, seq)."""
+    origin_entries: dict[int, OriginRetirement] = field(default_factory=dict)
+    labels: dict[int, list[tuple[int, LabelChange]]] = field(default_factory=dict)
+    """Per batch, its label changes as (seq, change), oldest first."""
 
     def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
         """Check and apply one entry; return its parsed record.
@@ -135,6 +164,8 @@ class Replay:
             "transfer": self._transfer,
             "retire": self._retire,
             "cancel": self._cancel,
+            "origin": self._origin,
+            "label": self._label,
         }.get(parsed["kind"])
         if handler is None:
             raise ChainError(f"unknown entry kind {parsed['kind']!r}")
@@ -304,6 +335,51 @@ class Replay:
         validate_text(data["reason"], "reason", required=True)
         self._spend(seq, data, holder, holder, "cancelled")
 
+    def _origin(self, seq: int, data: dict[str, Any]) -> None:
+        """An origin registry's retirement: inside its mirrored batch, overlapping no earlier
+        origin record, and, when it is not ours, freezing exactly the serials of it that were
+        still tradable here."""
+        record = OriginRetirement.from_data(data)
+        batch = self.batches.get(record.batch)
+        if batch is None:
+            raise UnknownBatchError(f"no batch {record.batch!r}")
+        if MIRRORED_REGISTRIES.get(batch.scheme) != record.registry:
+            raise OriginRangeError(f"batch {batch.id} does not mirror the {record.registry} "
+                                   "registry")
+        if not (batch.first <= record.first and record.last <= batch.last):
+            raise OriginRangeError(
+                f"serials [{record.first}, {record.last}] are not inside batch {batch.id}'s "
+                f"mirrored range [{batch.first}, {batch.last}]")
+        known = self.origin_records.setdefault(batch.id, [])
+        for first, last, _ours, other in known:
+            if intersect(first, last, record.first, record.last):
+                raise OriginRangeError(
+                    f"serials [{record.first}, {record.last}] overlap the origin record at "
+                    f"seq {other} [{first}, {last}]: the origin retires a serial once")
+        inputs: list[BlockRange] = []
+        if not record.ours:
+            inputs = sorted(
+                (b.range for b in self.blocks.values()
+                 if b.spent_by is None and b.range.batch == batch.id
+                 and b.range.state == "tradable"
+                 and intersect(b.range.first, b.range.last, record.first, record.last)),
+                key=lambda r: r.first)
+        if list(record.spent) != [b.id for b in inputs]:
+            raise ReplayMismatchError(
+                f"the origin record spends blocks {list(record.spent)}, but the tradable "
+                f"blocks holding its serials are {[b.id for b in inputs]}")
+        expected = plan_freeze(inputs, record.first, record.last, next_id=self.next_block)
+        created = self._check_created(data["created"], expected)
+        self._commit_blocks(seq, list(record.spent), created)
+        known.append((record.first, record.last, record.ours, seq))
+        self.origin_entries[seq] = record
+
+    def _label(self, seq: int, data: dict[str, Any]) -> None:
+        change = LabelChange.from_data(data)
+        if change.batch not in self.batches:
+            raise UnknownBatchError(f"no batch {change.batch!r}")
+        self.labels.setdefault(change.batch, []).append((seq, change))
+
     # -- results ------------------------------------------------------------------------
 
     def check_coverage(self) -> None:
@@ -337,11 +413,53 @@ class Replay:
                 totals.retired += quantity
             elif block.range.state == "cancelled":
                 totals.cancelled += quantity
+            elif block.range.state == "frozen":
+                totals.frozen += quantity
             elif block.range.account in self.buffer_accounts:
                 totals.buffer += quantity
             else:
                 totals.tradable += quantity
         return result
+
+
+    def origin_totals(self) -> dict[str, OriginTotals]:
+        """Per project with mirrored batches: its tonnes retired here, covered / pending /
+        in conflict at the origin registry, and its tonnes frozen here."""
+        result: dict[str, OriginTotals] = {}
+        for batch in self.batches.values():
+            if batch.scheme in MIRRORED_REGISTRIES:
+                result.setdefault(batch.project, OriginTotals())
+        for block in self.blocks.values():
+            if block.spent_by is not None or block.range.state not in ("retired", "frozen"):
+                continue
+            batch = self.batches[block.range.batch]
+            if batch.scheme not in MIRRORED_REGISTRIES:
+                continue
+            totals = result[batch.project]
+            if block.range.state == "frozen":
+                totals.frozen += block.range.quantity
+                continue
+            totals.coverage.add(classify(
+                [(block.range.first, block.range.last)],
+                [(first, last, ours) for first, last, ours, _ in
+                 self.origin_records.get(batch.id, [])]))
+        return result
+
+    def pending_retirements(self) -> dict[int, int]:
+        """Retirement seq -> tonnes of it still pending at the origin registry."""
+        pending: dict[int, int] = defaultdict(int)
+        for block in self.blocks.values():
+            if block.spent_by is not None or block.range.state != "retired":
+                continue
+            batch = self.batches[block.range.batch]
+            if batch.scheme not in MIRRORED_REGISTRIES:
+                continue
+            coverage = classify([(block.range.first, block.range.last)],
+                                [(first, last, ours) for first, last, ours, _ in
+                                 self.origin_records.get(batch.id, [])])
+            if coverage.pending:
+                pending[block.created_by] += coverage.pending
+        return dict(pending)
 
 
 def issue_blocks(*, batch: int, first: int, last: int, account: int, buffer_account: int | None,

@@ -11,10 +11,11 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import (
     AccountKindError,
+    FinalStateError,
     InsufficientCreditsError,
     InvalidQuantityError,
     RetirementDetailsError,
@@ -253,3 +254,108 @@ def plan_spend(
             f"not enough tradable credits: {quantity} t asked, {quantity - remaining} t held"
         )
     return created
+
+
+# -- origin registry: freezing and coverage -------------------------------------------------
+
+
+def intersect(a_first: int, a_last: int, b_first: int, b_last: int) -> tuple[int, int] | None:
+    """The serials two inclusive ranges share, or None."""
+    first, last = max(a_first, b_first), min(a_last, b_last)
+    return (first, last) if first <= last else None
+
+
+def plan_freeze(inputs: Sequence[BlockRange], first: int, last: int, *, next_id: int
+                ) -> list[BlockRange]:
+    """The blocks an origin record under another name creates when it freezes the serials
+    [first, last] that are still tradable here.
+
+    Each input is a tradable block overlapping the range, in serial order; it is spent whole
+    and splits into up to three blocks for the same holder, in serial order: the serials below
+    the range (still tradable), the overlap (``frozen``: final, never sold or retired here),
+    and the serials above it (still tradable). New block ids run on from ``next_id``.
+    """
+    created: list[BlockRange] = []
+    new_id = next_id
+    previous = 0
+    for block in inputs:
+        if block.state != "tradable":
+            raise FinalStateError(f"block {block.id} is {block.state}: only tradable serials "
+                                  "are frozen")
+        overlap = intersect(block.first, block.last, first, last)
+        if overlap is None:
+            raise SerialRangeError(f"block {block.id} does not hold serials of [{first}, {last}]")
+        if block.first <= previous:
+            raise SerialRangeError("the blocks to freeze must be in serial order")
+        previous = block.last
+        pieces = [(block.first, overlap[0] - 1, "tradable"), (overlap[0], overlap[1], "frozen"),
+                  (overlap[1] + 1, block.last, "tradable")]
+        for low, high, state in pieces:
+            if low <= high:
+                created.append(BlockRange(new_id, block.batch, block.account, low, high, state))
+                new_id += 1
+    return created
+
+
+@dataclass
+class Coverage:
+    """Tonnes of some retired serials by what the origin registry shows for them, with the
+    serial ranges of each."""
+
+    covered: int = 0
+    pending: int = 0
+    conflict: int = 0
+    covered_ranges: list[tuple[int, int]] = field(default_factory=list)
+    pending_ranges: list[tuple[int, int]] = field(default_factory=list)
+    conflict_ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``conflict`` if any serial was retired at origin under another name, ``covered`` if
+        every serial is inside an origin record that is ours, else ``pending``."""
+        if self.conflict:
+            return "conflict"
+        if self.pending or not self.covered:
+            return "pending"
+        return "covered"
+
+    def add(self, other: Coverage) -> None:
+        self.covered += other.covered
+        self.pending += other.pending
+        self.conflict += other.conflict
+        self.covered_ranges.extend(other.covered_ranges)
+        self.pending_ranges.extend(other.pending_ranges)
+        self.conflict_ranges.extend(other.conflict_ranges)
+
+
+def classify(ranges: Sequence[tuple[int, int]], origin: Sequence[tuple[int, int, bool]]
+             ) -> Coverage:
+    """Split retired serial ``ranges`` (of one batch) by the origin records of that batch,
+    given as (first, last, ours) and never overlapping one another: serials inside a record
+    that is ours are covered, inside one that is not are in conflict, the rest pending."""
+    result = Coverage()
+    records = sorted(origin)
+    for first, last in sorted(ranges):
+        cursor = first
+        for o_first, o_last, ours in records:
+            if o_last < cursor:
+                continue
+            if o_first > last:
+                break
+            if o_first > cursor:
+                result.pending += o_first - cursor
+                result.pending_ranges.append((cursor, o_first - 1))
+            low, high = max(cursor, o_first), min(last, o_last)
+            if ours:
+                result.covered += high - low + 1
+                result.covered_ranges.append((low, high))
+            else:
+                result.conflict += high - low + 1
+                result.conflict_ranges.append((low, high))
+            cursor = high + 1
+            if cursor > last:
+                break
+        if cursor <= last:
+            result.pending += last - cursor + 1
+            result.pending_ranges.append((cursor, last))
+    return result

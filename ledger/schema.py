@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -41,8 +42,10 @@ NAMING_CONVENTION = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 ACCOUNT_KINDS = ("issuer", "inventory", "customer", "organisation", "buffer")
-BLOCK_STATES = ("tradable", "retired", "cancelled")
-ENTRY_KINDS = ("issue", "transfer", "retire", "cancel")
+BLOCK_STATES = ("tradable", "retired", "cancelled", "frozen")
+"""``frozen``: retired or cancelled at the origin registry under another name; final, like
+retired and cancelled, so those serials are never sold or retired here."""
+ENTRY_KINDS = ("issue", "transfer", "retire", "cancel", "origin", "label")
 SERIAL_SCHEMES = ("verra", "native")
 
 
@@ -267,6 +270,62 @@ class SignedCheckpoint(Base):
     note: Mapped[str] = mapped_column(Text)
     key: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OriginRecord(Base):
+    """What an origin registry did with serials of a mirrored batch: one row per ``origin``
+    entry, exactly as its record says (``verify`` compares them). ``ours`` rows name this
+    marketplace at the origin and cover its retirements; any other row is a retirement
+    elsewhere. Rows of one batch never overlap (an exclusion constraint on PostgreSQL, a
+    trigger on SQLite). Append-only."""
+
+    __tablename__ = "ledger_origin_records"
+    __table_args__ = (
+        CheckConstraint("first_serial >= 1 AND first_serial <= last_serial", name="range"),
+        CheckConstraint(one_of("action", ("retired", "cancelled")), name="action"),
+        Index("ix_ledger_origin_records_batch_range", "batch_id", "first_serial"),
+    )
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True,
+                                     autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ledger_batches.id"))
+    registry_name: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(10))
+    first_serial: Mapped[int] = mapped_column(BigInteger)
+    last_serial: Mapped[int] = mapped_column(BigInteger)
+    origin_date: Mapped[dt.date] = mapped_column(Date)
+    beneficiary: Mapped[str] = mapped_column(String(500))
+    account: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    reference: Mapped[str] = mapped_column(String(500))
+    ours: Mapped[bool] = mapped_column(Boolean)
+
+    batch: Mapped[Batch] = relationship()
+
+    @property
+    def quantity(self) -> int:
+        return self.last_serial - self.first_serial + 1
+
+
+class BatchLabel(Base):
+    """One change of a batch's quality labels (a ``label`` entry): the whole set in force
+    from then on. The labels at any moment are the batch's latest row before it. Append-only."""
+
+    __tablename__ = "ledger_batch_labels"
+    __table_args__ = (Index("ix_ledger_batch_labels_batch", "batch_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True,
+                                     autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ledger_batches.id"))
+    effective: Mapped[dt.date] = mapped_column(Date)
+    ccp: Mapped[bool] = mapped_column(Boolean)
+    ccp_since: Mapped[dt.date | None] = mapped_column(Date)
+    article6_authorized: Mapped[bool] = mapped_column(Boolean)
+    ca_declaration: Mapped[str] = mapped_column(String(20))
+    ca_status: Mapped[str] = mapped_column(String(20))
+    corsia: Mapped[str | None] = mapped_column(String(20))
+    mitigation: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(500))
 
 
 def spendable(block: Any) -> Any:

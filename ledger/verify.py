@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import gc
 import hashlib
 import json
@@ -28,8 +29,9 @@ from . import bundle, canonical
 from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_key
 from .errors import LedgerError
 from .merkle import Frontier, MerkleProofError, leaf_hash, verify_inclusion
-from .replay import Replay, Totals
-from .rules import beneficiary_commitment
+from .records import OriginRetirement
+from .replay import OriginTotals, Replay, Totals
+from .rules import Coverage, beneficiary_commitment, classify
 
 
 class Invalid(Exception):
@@ -47,17 +49,32 @@ class Summary:
     head: str
     checkpoint: Checkpoint
     totals: dict[str, Totals]
+    origin: dict[str, OriginTotals] | None = None
+    pending: dict[int, tuple[str, int]] | None = None
+    """Retirement seq -> (its date, tonnes still pending at the origin registry)."""
+
+    @property
+    def conflicts(self) -> int:
+        return sum(t.conflicts for t in (self.origin or {}).values())
 
     def lines(self) -> list[str]:
         out = [
             f"journal OK: {self.entries:,} entries, head {self.head[:16]}, checkpoint of "
             f"{self.checkpoint.size:,} entries from {self.checkpoint.origin} verified",
             f"{'project':<12}{'issued':>14}{'retired':>12}{'cancelled':>11}{'buffer':>11}"
-            f"{'tradable':>14}",
+            f"{'frozen':>9}{'tradable':>14}",
         ]
         for project, t in sorted(self.totals.items()):
             out.append(f"{project:<12}{t.issued:>14,}{t.retired:>12,}{t.cancelled:>11,}"
-                       f"{t.buffer:>11,}{t.tradable:>14,}")
+                       f"{t.buffer:>11,}{t.frozen:>9,}{t.tradable:>14,}")
+        if self.origin:
+            out.append("")
+            out.append(f"{'at origin':<12}{'retired here':>14}{'covered':>12}{'pending':>11}"
+                       f"{'conflict':>11}{'frozen':>14}")
+            for project, o in sorted(self.origin.items()):
+                c = o.coverage
+                out.append(f"{project:<12}{c.covered + c.pending + c.conflict:>14,}"
+                           f"{c.covered:>12,}{c.pending:>11,}{c.conflict:>11,}{o.frozen:>14,}")
         return out
 
 
@@ -114,7 +131,29 @@ def _verify_export(directory: Path, key: str) -> Summary:
     except LedgerError as exc:
         raise Invalid("journal", str(exc)) from None
     _check_manifest(directory, state, journal_sha256)
-    return Summary(state.seq, state.head, checkpoint, state.totals())
+    pending = {seq: (str(state.retirements[seq]["date"]), tonnes)
+               for seq, tonnes in state.pending_retirements().items()}
+    return Summary(state.seq, state.head, checkpoint, state.totals(), state.origin_totals(),
+                   pending)
+
+
+def check_origin(summary: Summary, *, strict: bool, max_pending_days: int | None,
+                 today: dt.date | None = None) -> None:
+    """``--strict-origin``: any conflict at the origin registry fails; ``--max-pending-days``:
+    so does a retirement still pending at origin more than that many days after it was made."""
+    if strict and summary.conflicts:
+        projects = ", ".join(f"{p} {o.conflicts:,} t" for p, o in sorted((summary.origin or {})
+                             .items()) if o.conflicts)
+        raise Invalid("origin", f"{summary.conflicts:,} t in conflict with the origin registry "
+                                f"({projects})")
+    if max_pending_days is not None:
+        today = today or dt.datetime.now(dt.UTC).date()
+        for seq, (date, tonnes) in sorted((summary.pending or {}).items()):
+            age = (today - dt.date.fromisoformat(date)).days
+            if age > max_pending_days:
+                raise Invalid(f"seq {seq}", f"{tonnes:,} t retired on {date} are still pending "
+                                            f"at the origin registry after {age} days "
+                                            f"(at most {max_pending_days} allowed)")
 
 
 def _replay_journal(handle: BinaryIO, state: Replay, covered: int
@@ -252,9 +291,71 @@ def verify_certificate(certificate: dict[str, Any], key: str) -> str:
             raise Invalid(f"seq {seq}", "the beneficiary's name does not match the record's "
                                         "commitment")
         who = name
-    return (f"certificate OK: seq {seq}, {data.get('quantity'):,} t retired for {who} on "
-            f"{data.get('date')}, included in the signed log of {checkpoint.size:,} entries "
-            f"({checkpoint.origin})")
+    first_line = (f"certificate OK: seq {seq}, {data.get('quantity'):,} t retired for {who} on "
+                  f"{data.get('date')}, included in the signed log of {checkpoint.size:,} "
+                  f"entries ({checkpoint.origin})")
+    origin_line = _certificate_origin(certificate, data, checkpoint)
+    return first_line if origin_line is None else f"{first_line}\n{origin_line}"
+
+
+def _certificate_origin(certificate: dict[str, Any], data: dict[str, Any],
+                        checkpoint: Checkpoint) -> str | None:
+    """Check the origin evidence a certificate carries and say what it proves: each record is
+    an ``origin`` entry included in the same signed log, and the coverage the certificate
+    claims is what those records give the retired serials."""
+    origin = certificate.get("origin")
+    if origin is None:
+        return None
+    if not isinstance(origin, dict) or not isinstance(origin.get("evidence", []), list):
+        raise Invalid("certificate", "its origin section is malformed")
+    records: list[OriginRetirement] = []
+    for item in origin.get("evidence", []):
+        try:
+            other = item["seq"]
+            record = item["record"].encode("utf-8")
+            proof = [base64.b64decode(p, validate=True) for p in item["inclusion_proof"]]
+        except (KeyError, AttributeError, TypeError, ValueError):
+            raise Invalid("certificate", "an origin record is missing a field or malformed") from None
+        if isinstance(other, bool) or not isinstance(other, int) or other < 1:
+            raise Invalid("certificate", "an origin record's seq is not a positive whole number")
+        if hashlib.sha256(record).hexdigest() != item.get("hash"):
+            raise Invalid(f"seq {other}", "the origin entry's hash is not the SHA-256 of its record")
+        try:
+            parsed = canonical.loads(record)
+            if not isinstance(parsed, dict) or parsed.get("seq") != other or \
+                    parsed.get("kind") != "origin":
+                raise Invalid(f"seq {other}", "the record is not the origin entry it claims")
+            records.append(OriginRetirement.from_data(parsed.get("data")))
+        except LedgerError as exc:
+            raise Invalid(f"seq {other}", str(exc)) from None
+        try:
+            verify_inclusion(other - 1, checkpoint.size, leaf_hash(record), proof, checkpoint.root)
+        except MerkleProofError as exc:
+            raise Invalid(f"seq {other}", f"origin record not proven to be in the signed log: "
+                                          f"{exc}") from None
+    coverage = Coverage()
+    created = data.get("created")
+    for block in created if isinstance(created, list) else []:
+        if isinstance(block, dict) and block.get("state") == "retired":
+            coverage.add(classify([(block["first"], block["last"])],
+                                  [(r.first, r.last, r.ours) for r in records
+                                   if r.batch == block.get("batch")]))
+    claimed = origin.get("status")
+    if claimed in ("covered", "conflict") and coverage.status != claimed:
+        raise Invalid("certificate", f"it claims the retirement is {claimed} at the origin "
+                                     f"registry, but its origin records show {coverage.status}")
+    seqs = ", ".join(str(r) for r in sorted(int(i["seq"]) for i in origin.get("evidence", [])))
+    if coverage.status == "covered":
+        return (f"origin: covered: all {coverage.covered:,} t are retired at the origin "
+                f"registry into this marketplace's name (origin entries {seqs}, in the same log)")
+    if coverage.status == "conflict":
+        return (f"origin: CONFLICT: {coverage.conflict:,} t were retired at the origin registry "
+                f"under another name (origin entries {seqs})")
+    if claimed == "issued_here":
+        return "origin: issued on this ledger, which is the credits' registry of record"
+    covered = f", {coverage.covered:,} t covered (origin entries {seqs})" if records else ""
+    return (f"origin: pending: {coverage.pending:,} t not yet shown retired at the origin "
+            f"registry{covered}; check the whole export for records under other names")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", help="the operator's verifier key, or a file holding it "
                                       "(default for an export: its key.pub)")
     parser.add_argument("--certificate", type=Path, help="a certificate JSON file to check")
+    parser.add_argument("--strict-origin", action="store_true",
+                        help="fail if any serial is in conflict with its origin registry")
+    parser.add_argument("--max-pending-days", type=int, metavar="N",
+                        help="fail if a retirement is still pending at its origin registry "
+                             "more than N days after it was made")
     args = parser.parse_args(argv)
     try:
         if args.certificate is not None:
@@ -283,7 +389,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: trusting {bundle.KEY} from the export; compare it with the key the "
                   "operator publishes, or pass --key", file=sys.stderr)
         key = load_key(args.key or str(args.directory / bundle.KEY))
+        if args.max_pending_days is not None and args.max_pending_days < 0:
+            parser.error("--max-pending-days must be 0 or more")
         summary = verify_export(args.directory, key)
+        check_origin(summary, strict=args.strict_origin, max_pending_days=args.max_pending_days)
     except Invalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
         return 1

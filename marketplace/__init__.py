@@ -21,6 +21,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         footprint,
         formatting,
         operator,
+        origin_views,
         orders,
         orgs,
         registry,
@@ -46,7 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     catalogue.register(app)
     registry.register(app)
     footprint.register(app)
-    for blueprint in (auth.bp, cart.bp, orders.bp, orgs.bp, operator.bp, webhooks.bp):
+    for blueprint in (auth.bp, cart.bp, orders.bp, orgs.bp, operator.bp, origin_views.bp,
+                      webhooks.bp):
         app.register_blueprint(blueprint)
     if app.config["PAYMENT_GATEWAY"] == "demo":
         app.register_blueprint(demo.bp)

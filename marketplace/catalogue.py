@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session, contains_eager
 
 from ledger import queries
 from ledger.queries import BatchTotals
+from ledger.origin import labels_at
+from ledger.records import UNLABELLED, Labels
 from ledger.schema import Account, Batch, Project
 
 from . import checkout, formatting
 from .database import db
 from .formatting import SDG_NAMES, vintage_label
 from .models import Listing
+from .origin import LABEL_PARAMS, LabelFilter, parse_label_filter
 
 bp = Blueprint("catalogue", __name__)
 
@@ -55,6 +58,7 @@ class Vintage:
     last_year: int
     scheme: str
     for_sale: int
+    labels: Labels = UNLABELLED
 
 
 @dataclass
@@ -137,15 +141,16 @@ def build_offers(session: Session, listings: Iterable[Listing],
         return []
     stock = for_sale_now(session) if for_sale is None else for_sale
     by_project = {offer.project.id: offer for offer in offers}
-    batches = session.scalars(
+    batches = list(session.scalars(
         select(Batch).where(Batch.project_id.in_(list(by_project)))
         .order_by(Batch.vintage_start, Batch.id)
-    )
+    ))
+    labels = labels_at(session, [b.id for b in batches])
     for batch in batches:
         by_project[batch.project_id].vintages.append(Vintage(
             batch.id, vintage_label(batch.vintage_start, batch.vintage_end),
             batch.vintage_start.year, batch.vintage_end.year, batch.scheme,
-            stock.get(batch.id, 0),
+            stock.get(batch.id, 0), labels[batch.id],
         ))
     return offers
 
@@ -163,6 +168,7 @@ class Filters:
     max_price: Decimal | None = None
     sort: str = "name"
     page: int = 1
+    labels: LabelFilter = field(default_factory=lambda: LabelFilter())
     raw: dict[str, str] = field(default_factory=dict)
     """What the buyer typed, to show it back in the form."""
     messages: list[str] = field(default_factory=list)
@@ -184,6 +190,7 @@ class Filters:
             args["max_price"] = self.raw["max_price"]
         if self.sort != "name":
             args["sort"] = self.sort
+        args.update(self.labels.args())
         return args
 
     @property
@@ -203,6 +210,8 @@ class Filters:
         if self.min_price is not None and listing.price_minor < self.min_price.scaleb(2):
             return False
         if self.max_price is not None and listing.price_minor > self.max_price.scaleb(2):
+            return False
+        if self.labels.active and not any(self.labels.matches(v.labels) for v in offer.on_sale):
             return False
         return True
 
@@ -226,7 +235,10 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     message for the buyer."""
     f = Filters()
     f.raw = {key: _text(args, key) for key in
-             ("country", "type", "standard", "vintage", "min_price", "max_price", "sort", "page")}
+             ("country", "type", "standard", "vintage", "min_price", "max_price", "sort", "page",
+              *LABEL_PARAMS)}
+    f.labels, problems = parse_label_filter(f.raw)
+    f.messages.extend(problems)
     f.country = f.raw["country"].upper()
     f.project_type = f.raw["type"]
     f.standard = f.raw["standard"]

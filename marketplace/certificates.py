@@ -14,16 +14,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import url_for
 from sqlalchemy import select
-from werkzeug.routing import BuildError
 from sqlalchemy.orm import Session
 
 from ledger import bundle, canonical, queries, tree
 from ledger.rules import PURPOSES
 from ledger.schema import Batch, Beneficiary, Block, Entry
 
-from . import signing
+from ledger import origin as ledger_origin
+
+from . import origin, signing
+from .urls import external_url
 
 
 def b64(raw: bytes) -> str:
@@ -59,8 +60,12 @@ def certificate(session: Session, seq: int) -> dict[str, Any]:
     parsed = canonical.loads(record)
     data: dict[str, Any] = parsed["data"]
     blocks = retired_blocks(session, seq)
+    status = ledger_origin.retirement_origin(session, seq)
+    evidence = sorted(record.seq for record in status.records)
 
-    checkpoint = tree.checkpoint_covering(session, seq)
+    # One checkpoint covers the retirement and every origin record it cites, so one key
+    # checks them all.
+    checkpoint = tree.checkpoint_covering(session, max([seq, *evidence]))
     if checkpoint is None:
         checkpoint = signing.current_checkpoint(session)
     tree_size = int(checkpoint.size)
@@ -112,17 +117,27 @@ def certificate(session: Session, seq: int) -> dict[str, Any]:
         "leaf_index": seq - 1,
         "inclusion_proof": [b64(node) for node in proof],
         "root": b64(checkpoint.root),
+        "origin": {**origin.origin_dict(status),
+                   "evidence": [_evidence(session, other, tree_size) for other in evidence]},
+        "labels": origin.batch_labels(session, list(batches.values()), before=seq),
         "links": _links(seq),
     }
 
 
+def _evidence(session: Session, seq: int, tree_size: int) -> dict[str, Any]:
+    """An origin entry as proof: its record exactly as hashed, and its inclusion proof in the
+    certificate's checkpoint, so the offline verifier can check the coverage it claims."""
+    entry = session.get(Entry, seq)
+    assert entry is not None and entry.kind == "origin"
+    return {"seq": seq, "hash": entry.hash, "record": bytes(entry.record).decode("utf-8"),
+            "leaf_index": seq - 1,
+            "inclusion_proof": [b64(node) for node in tree.inclusion(session, seq, tree_size)]}
+
+
 def _links(seq: int) -> dict[str, str]:
-    """Absolute addresses of the certificate (empty outside a request without SERVER_NAME)."""
-    try:
-        return {
-            "page": url_for("registry.certificate", seq=seq, _external=True),
-            "json": url_for("registry.certificate_json", seq=seq, _external=True),
-            "pdf": url_for("registry.certificate_pdf", seq=seq, _external=True),
-        }
-    except (RuntimeError, BuildError):
-        return {}
+    """Absolute addresses of the certificate (on ``CARBON_SITE_URL`` outside a request)."""
+    return {
+        "page": external_url("registry.certificate", seq=seq),
+        "json": external_url("registry.certificate_json", seq=seq),
+        "pdf": external_url("registry.certificate_pdf", seq=seq),
+    }

@@ -148,7 +148,8 @@ def price_lines(session: Session, lines: Sequence[CartLine]) -> list[PricedLine]
     return priced
 
 
-def _lock_listings(session: Session, listing_ids: set[int]) -> None:
+def lock_listings(session: Session, listing_ids: set[int]) -> None:
+    """Lock listing rows, in id order, as reservation and fulfilment do (PostgreSQL)."""
     stmt = select(Listing.id).where(Listing.id.in_(sorted(listing_ids))).order_by(Listing.id)
     if session.get_bind().dialect.name != "sqlite":
         stmt = stmt.with_for_update()
@@ -211,7 +212,7 @@ def place_order(
             user.ledger_account_id = operations.open_account(session, f"user:{user.id}", "customer").id
         account_id = user.ledger_account_id
     priced = price_lines(session, lines)
-    _lock_listings(session, {p.listing.id for p in priced})
+    lock_listings(session, {p.listing.id for p in priced})
     for_sale = for_sale_by_batch(session)
     allocations = [_allocate(session, p, for_sale) for p in priced]
 
@@ -270,7 +271,7 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
         return f"already {order.status}: nothing to do"
     # The same locks place_order takes: while they are held no one counts stock, so nobody
     # can read the inventory before this transfer and the reservations after it.
-    _lock_listings(session, {line.listing_id for line in order.lines})
+    lock_listings(session, {line.listing_id for line in order.lines})
     if amount_minor != order.total_minor or currency.upper() != order.currency:
         order.failure = (f"paid {amount_minor} {currency.upper()}, expected "
                          f"{order.total_minor} {order.currency}")
@@ -314,7 +315,7 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
 
 
 def _reserve_again(session: Session, order: Order) -> bool:
-    _lock_listings(session, {line.listing_id for line in order.lines})
+    lock_listings(session, {line.listing_id for line in order.lines})
     for_sale = for_sale_by_batch(session)
     wanted: dict[int, int] = defaultdict(int)
     for reservation in order.reservations:

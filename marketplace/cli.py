@@ -26,7 +26,10 @@ from ledger.replay import VerificationError
 from ledger.rules import PURPOSES
 from ledger.schema import Project
 
-from . import demo, migrate, signing
+from ledger import origin as ledger_origin
+from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATION_TYPES, Labels
+
+from . import demo, migrate, origin, signing
 from .database import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,6 +164,25 @@ def checkpoint() -> None:
     with session.begin():
         note = signing.current_checkpoint(session).note
     click.echo(note, nl=False)
+
+
+@ledger_cli.command("certificate")
+@click.argument("seq", type=click.IntRange(1, 2**53 - 1))
+@clear_errors
+def certificate(seq: int) -> None:
+    """Print the certificate of the retirement at entry SEQ as JSON (what the registry serves
+    at /registry/certificates/SEQ.json), for `python -m ledger.verify --certificate`."""
+    import json
+
+    from . import certificates
+
+    session = db.session
+    try:
+        with session.begin():
+            document = certificates.certificate(session, seq)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 @ledger_cli.command("open-account")
@@ -327,6 +349,165 @@ def balance(account: str) -> None:
     click.echo(f"total {total:,} t tradable")
 
 
+def _labels_from_options(current: Labels, *, ccp_since: dt.datetime | None, no_ccp: bool,
+                         article6: bool | None, ca_declaration: str | None,
+                         ca_status: str | None, corsia: str | None,
+                         mitigation: str | None) -> Labels:
+    ccp, since = current.ccp, current.ccp_since
+    if no_ccp:
+        ccp, since = False, None
+    elif ccp_since is not None:
+        ccp, since = True, ccp_since.date()
+    return Labels(
+        ccp=ccp, ccp_since=since,
+        article6_authorized=current.article6_authorized if article6 is None else article6,
+        ca_declaration=ca_declaration or current.ca_declaration,
+        ca_status=ca_status or current.ca_status,
+        corsia=current.corsia if corsia is None else (None if corsia == "none" else corsia),
+        mitigation=current.mitigation if mitigation is None else (
+            None if mitigation == "unknown" else mitigation),
+    )
+
+
+@ledger_cli.command("label")
+@click.option("--batch", "batch_id", type=click.IntRange(1, 2**31 - 1), required=True)
+@click.option("--ccp-since", type=click.DateTime(["%Y-%m-%d"]),
+              help="the ICVCM CCP label, granted on this date")
+@click.option("--no-ccp", is_flag=True, help="withdraw the CCP label")
+@click.option("--article6/--no-article6", default=None,
+              help="authorised by the host country under Article 6")
+@click.option("--ca-declaration", type=click.Choice(CA_DECLARATIONS))
+@click.option("--ca-status", type=click.Choice(CA_STATUSES))
+@click.option("--corsia", type=click.Choice([*CORSIA_PHASES, "none"]))
+@click.option("--mitigation", type=click.Choice([*MITIGATION_TYPES, "unknown"]))
+@click.option("--effective", type=click.DateTime(["%Y-%m-%d"]),
+              help="from when the labels apply (default: today)")
+@click.option("--note", default="", help="why the labels changed")
+@clear_errors
+def label(batch_id: int, ccp_since: dt.datetime | None, no_ccp: bool, article6: bool | None,
+          ca_declaration: str | None, ca_status: str | None, corsia: str | None,
+          mitigation: str | None, effective: dt.datetime | None, note: str) -> None:
+    """Change a batch's quality labels (options not given keep their value); the change is a
+    journal entry, so the registry shows when each label appeared."""
+    if no_ccp and ccp_since is not None:
+        raise click.UsageError("give --ccp-since or --no-ccp, not both")
+    session = db.session
+    with session.begin():
+        current = ledger_origin.labels_at(session, [batch_id])[batch_id]
+        labels = _labels_from_options(current, ccp_since=ccp_since, no_ccp=no_ccp,
+                                      article6=article6, ca_declaration=ca_declaration,
+                                      ca_status=ca_status, corsia=corsia, mitigation=mitigation)
+        receipt = ledger_origin.set_labels(
+            session, batch_id=batch_id, labels=labels,
+            effective=effective.date() if effective else dt.date.today(), note=note)
+    click.echo(f"seq {receipt.seq}: labels of batch {batch_id}: " + ", ".join(
+        f"{k}={v}" for k, v in labels.to_data().items()))
+
+
+origin_cli = Commands("origin", help="Reconcile with the origin registry (Verra).")
+
+
+class _BadFile(click.ClickException):
+    exit_code = 2
+
+
+@origin_cli.command("reconcile")
+@click.option("--registry", type=click.Choice(origin.REGISTRIES), default="verra",
+              show_default=True)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@clear_errors
+def origin_reconcile(registry: str, file: Path) -> None:
+    """Import the origin registry's public export (Verra's VCU CSV) and print, per mirrored
+    batch, what is covered, pending and in conflict. Exit 1 if anything is in conflict, 2 for
+    a file that cannot be read (then nothing is written). Importing a file twice adds nothing."""
+    session = db.session
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _BadFile(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        with session.begin():
+            result = origin.import_verra(session, data, origin.origin_names(current_app.config))
+            lines, conflict = origin.summary_lines(session)
+    except origin.OriginFileError as exc:
+        raise _BadFile(f"{file.name}: {exc}") from None
+    plan = result.plan
+    click.echo(origin.import_summary(result))
+    for line in lines:
+        click.echo(line)
+    if conflict:
+        raise SystemExit(1)
+
+
+@origin_cli.command("status")
+@clear_errors
+def origin_status() -> None:
+    """Print the reconciliation without importing anything; exit 1 if anything is in conflict."""
+    session = db.session
+    with session.begin():
+        lines, conflict = origin.summary_lines(session)
+    for line in lines:
+        click.echo(line)
+    if conflict:
+        raise SystemExit(1)
+
+
+@origin_cli.command("record")
+@click.option("--batch", "batch_id", type=click.IntRange(1, 2**31 - 1), required=True)
+@click.option("--serials", required=True, help="FIRST-LAST, the origin registry's serials")
+@click.option("--date", "when", type=click.DateTime(["%Y-%m-%d"]), required=True,
+              help="the date of the retirement at origin")
+@click.option("--beneficiary", default="", help="as the origin registry shows it")
+@click.option("--account", default="", help="the account holder at origin, if shown")
+@click.option("--reason", default="")
+@click.option("--reference", required=True, help="a URL or transaction id at the origin")
+@click.option("--cancelled", is_flag=True, help="a cancellation rather than a retirement")
+@click.option("--registry", type=click.Choice(origin.REGISTRIES), default="verra",
+              show_default=True)
+@clear_errors
+def origin_record(batch_id: int, serials: str, when: dt.datetime, beneficiary: str,
+                  account: str, reason: str, reference: str, cancelled: bool,
+                  registry: str) -> None:
+    """Record one retirement made at the origin registry by hand (for registries with no
+    export). It is ours when its beneficiary or account names this marketplace
+    (CARBON_ORIGIN_NAMES); otherwise its serials still tradable here are frozen."""
+    try:
+        first, last = (int(x) for x in serials.split("-"))
+    except ValueError:
+        raise click.BadParameter(f"{serials!r} is not FIRST-LAST", param_hint="--serials") from None
+    session = db.session
+    with session.begin():
+        result = origin.record_manual(
+            session, batch_id=batch_id, registry=registry,
+            action="cancelled" if cancelled else "retired", first=first, last=last,
+            date=when.date(), beneficiary=beneficiary, account=account, reason=reason,
+            reference=reference, names=origin.origin_names(current_app.config))
+    piece = result.plan.pieces[0]
+    whose = "ours" if piece.ours else "under another name"
+    click.echo(f"seq {result.recorded[0]}: origin {piece.action} {piece.quantity:,} t of batch "
+               f"{batch_id} ({whose}); {result.frozen:,} t frozen, "
+               f"{origin.count_of(len(result.newly_covered), 'retirement')} newly covered")
+
+
+@origin_cli.command("worklist")
+@clear_errors
+def origin_worklist() -> None:
+    """What to retire at the origin registry next: the pending serials, oldest first, one
+    origin retirement per batch."""
+    session = db.session
+    beneficiary = origin.beneficiary_text(current_app.config)
+    with session.begin():
+        work = ledger_origin.worklist(session)
+        if not work:
+            click.echo("nothing is pending at the origin registry")
+        for item in work:
+            ranges = ", ".join(f"{a}-{b}" for a, b in item.ranges)
+            click.echo(f"{item.batch.project.ref} batch {item.batch.id}: retire {item.quantity:,} t"
+                       f" at origin, serials {ranges}; beneficiary {beneficiary!r}; reason "
+                       f"'retirements {', '.join(str(s) for s in item.retirements[:10])}"
+                       f"{'…' if len(item.retirements) > 10 else ''} on this registry'")
+
+
 demo_cli = Commands("demo", help="Demo data for a local run.")
 
 
@@ -374,5 +555,5 @@ def users_create(email: str, name: str, role: str, password: str) -> None:
 
 
 def register(app: Flask) -> None:
-    for group in (db_cli, ledger_cli, demo_cli, users_cli):
+    for group in (db_cli, ledger_cli, demo_cli, users_cli, origin_cli):
         app.cli.add_command(group)

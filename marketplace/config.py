@@ -20,6 +20,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SECRET_KEY": None,
         "SITE_NAME": "Selva",
         "LEDGER_ORIGIN": "selva.example/ledger",
+        "SITE_URL": None,
+        "ORIGIN_NAMES": "Selva",
         "PAYMENT_GATEWAY": "demo",
         "STRIPE_SECRET_KEY": None,
         "STRIPE_API_BASE": None,

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pathlib import Path
+
 from ledger import operations
 from ledger.operations import VerraFields
+from ledger.origin import set_labels
+from ledger.records import Labels
 from ledger.schema import Account, Batch, Project
 
 INVENTORY = "marketplace-inventory"
@@ -99,6 +103,7 @@ def load(session: Session) -> dict[str, int]:
     buffer = _account(session, BUFFER, "buffer")
     projects = {spec.registry_id: _project(session, spec) for spec in PROJECTS}
     added = {"batches": 0, "entries": 0}
+    first_load = False
     for spec in BATCHES:
         if session.scalar(select(Batch.id).where(Batch.origin == spec.origin)) is not None:
             continue
@@ -120,6 +125,7 @@ def load(session: Session) -> dict[str, int]:
         added["batches"] += 1
         added["entries"] += 1
         if spec.project == "944" and spec.vintage == 2016:
+            first_load = True
             buyer = _account(session, DEMO_BUYER, "customer")
             operations.transfer(session, from_account=inventory.id, to_account=buyer.id,
                                 quantity=25, batch_id=receipt.batch_id)
@@ -129,7 +135,55 @@ def load(session: Session) -> dict[str, int]:
                 country="PE", period_start=dt.date(2024, 1, 1), period_end=dt.date(2024, 12, 31),
             )
             added["entries"] += 2
+    if first_load:
+        added["entries"] += _load_origin_story(session, inventory, projects)
     from .listings_demo import load_listings
 
     added["listings"] = load_listings(session)
     return added
+
+
+DEMO_ORIGIN_FILE = Path(__file__).resolve().parent / "demo_data" / "verra_vcus_2025.csv"
+"""Verra's export as it stood in 2025: the first demo retirement retired at origin into
+Selva's name, and Madre de Dios serials retired there for another buyer."""
+
+DEMO_LABELS = {
+    # batch id: labels; illustrative, like the serial ranges.
+    1: Labels(mitigation="avoidance"),
+    2: Labels(mitigation="avoidance"),
+    3: Labels(mitigation="avoidance", ccp=True, ccp_since=dt.date(2025, 6, 1),
+              corsia="first_phase"),
+    4: Labels(mitigation="avoidance"),
+    5: Labels(mitigation="avoidance", article6_authorized=True, ca_declaration="Committed",
+              ca_status="Pending"),
+    6: Labels(mitigation="mixed"),
+    7: Labels(mitigation="mixed"),
+}
+
+
+def _load_origin_story(session: Session, inventory: Account, projects: dict[str, Project]
+                       ) -> int:
+    """Two more demo retirements, the origin registry's export for the mirrored batches, and
+    the batches' labels, so that a newcomer sees a retirement covered at origin, one pending
+    and one in conflict (and the serials that conflict froze). Returns the entries added."""
+    from . import origin
+
+    buyer = _account(session, DEMO_BUYER, "customer")
+    madre_2014 = session.scalar(select(Batch.id).where(Batch.origin == "VCS:868:3675"))
+    operations.retire(
+        session, account_id=buyer.id, quantity=8, beneficiary="Andean Trails Trekking Co.",
+        purpose="travel", note="Guides' transport on the Inca Trail, 2025", country="PE",
+        period_start=dt.date(2025, 1, 1), period_end=dt.date(2025, 12, 31),
+    )
+    operations.transfer(session, from_account=inventory.id, to_account=buyer.id, quantity=10,
+                        batch_id=madre_2014)
+    operations.retire(
+        session, account_id=buyer.id, quantity=10, beneficiary="Lima Running Club",
+        purpose="event", note="The 2025 Lima 10K", country="PE",
+        period_start=dt.date(2025, 4, 1), period_end=dt.date(2025, 4, 30), batch_id=madre_2014,
+    )
+    result = origin.import_verra(session, DEMO_ORIGIN_FILE.read_bytes(), ("Selva",))
+    for batch_id, labels in DEMO_LABELS.items():
+        set_labels(session, batch_id=batch_id, labels=labels, effective=dt.date(2025, 6, 1),
+                   note="Demo labels, for illustration only")
+    return 3 + len(result.recorded) + len(DEMO_LABELS)

@@ -21,6 +21,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     Response,
     abort,
     flash,
@@ -32,7 +33,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from sqlalchemy import Select, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ledger import bundle, canonical, operations, queries, tree
@@ -40,16 +41,30 @@ from ledger.checkpoint import CheckpointError
 from ledger.errors import ChainError, LedgerError, SerialFormatError
 from ledger.merkle import MerkleProofError
 from ledger.rules import MAX_SERIAL, PURPOSES
-from ledger.schema import Account, Batch, Beneficiary, Block, Entry, Project, SignedCheckpoint
+from ledger.schema import (
+    Account,
+    Batch,
+    BatchLabel,
+    Beneficiary,
+    Block,
+    Entry,
+    OriginRecord,
+    Project,
+    SignedCheckpoint,
+)
 from ledger.serials import parse_serial
 
+from ledger import origin as ledger_origin
+
 from . import certificates, formatting, signing
+from . import origin as origin_service
 from .database import db
 from .extensions import limiter
 
 bp = Blueprint("registry", __name__)
 
 PER_PAGE = 25
+MAX_ID = 2**31 - 1
 JOURNAL_CHUNK = 2000
 MAX_QUERY = 200
 
@@ -100,10 +115,52 @@ def index() -> str:
             overall=overall,
             empty=queries.BatchTotals(),
             entries=queries.recent_entries(session, 20),
+            labels=ledger_origin.labels_at(session, [b.id for p in projects for b in p.batches]),
             checkpoint=tree.latest_checkpoint(session),
             journal_size=tree.size(session),
             b64=_b64,
         )
+
+
+# -- the origin registry and labels ---------------------------------------------------------
+
+
+@bp.get("/registry/origin")
+def origin() -> str:
+    """Per mirrored batch: retired here, covered / pending / in conflict at the origin
+    registry; the public list of conflicts; every origin record."""
+    session = db.session
+    with session.begin():
+        report = ledger_origin.reconcile(session)
+        lines, _conflict = origin_service.summary_lines(session)
+        records = list(session.scalars(select(OriginRecord).order_by(OriginRecord.seq.desc())
+                                       .limit(500)))
+        return render_template(
+            "registry/origin.html", report=report, records=records,
+            conflicts=[line.removeprefix("conflict: ") for line in lines
+                       if line.startswith("conflict:")],
+            label=origin_service.batch_label, record_url=origin_service.record_url,
+            names=", ".join(origin_service.origin_names(current_app.config)))
+
+
+@bp.get("/registry/batches/<int:batch_id>")
+def batch(batch_id: int) -> str:
+    """One batch: its facts and totals, its labels and their history, and what the origin
+    registry shows for it."""
+    session = db.session
+    with session.begin():
+        found = session.get(Batch, batch_id) if 1 <= batch_id <= MAX_ID else None
+        if found is None:
+            abort(404, description=f"There is no batch {batch_id} on this registry.")
+        history = [(row, ledger_origin.labels_of(row))
+                   for row in ledger_origin.label_history(session, batch_id)]
+        reconciliation = ledger_origin.reconcile(session, [batch_id])
+        return render_template(
+            "registry/batch.html", batch=found, history=history,
+            labels=ledger_origin.labels_at(session, [batch_id])[batch_id],
+            totals=queries.batch_totals(session).get(batch_id, queries.BatchTotals()),
+            reconciliation=reconciliation[0] if reconciliation else None,
+            label=origin_service.batch_label, record_url=origin_service.record_url)
 
 
 # -- retirements ----------------------------------------------------------------------------
@@ -126,16 +183,18 @@ class RetirementSearch:
     start: dt.date | None = None
     end: dt.date | None = None
     serial_number: int | None = None
+    labels: origin_service.LabelFilter = field(default_factory=origin_service.LabelFilter)
+    """Labels the retired batch carried when it was retired."""
 
     @property
     def active(self) -> bool:
         return any((self.beneficiary, self.project, self.vintage, self.date_from, self.date_to,
-                    self.serial))
+                    self.serial)) or self.labels.active
 
     def params(self, **changes: Any) -> dict[str, Any]:
         values = {"beneficiary": self.beneficiary, "project": self.project,
                   "vintage": self.vintage, "from": self.date_from, "to": self.date_to,
-                  "serial": self.serial, "page": self.page}
+                  "serial": self.serial, "page": self.page, **self.labels.args()}
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)}
 
@@ -163,6 +222,8 @@ def parse_search(args: Mapping[str, str], projects: list[Project]) -> Retirement
         vintage=_arg(args, "vintage"), date_from=_arg(args, "from"), date_to=_arg(args, "to"),
         serial=_arg(args, "serial"),
     )
+    search.labels, problems = origin_service.parse_label_filter(args)
+    search.errors.extend(problems)
     page = _arg(args, "page")
     search.page = int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 else 1
     search.page = max(search.page, 1)
@@ -212,6 +273,33 @@ def _retired_block_exists(*conditions: Any) -> Any:
     )
 
 
+def _labelled_at_retirement(wanted: origin_service.LabelFilter) -> Any:
+    """A retired block of the entry whose batch carried ``wanted`` labels when it was retired:
+    the batch's latest label entry before the retirement matches, or it had none yet and the
+    unlabelled defaults match."""
+    from ledger.records import UNLABELLED
+
+    earlier = aliased(BatchLabel)
+    latest = (select(func.max(earlier.seq))
+              .where(earlier.batch_id == Block.batch_id, earlier.seq < Entry.seq)
+              .correlate_except(earlier).scalar_subquery())
+    conditions = [BatchLabel.batch_id == Block.batch_id, BatchLabel.seq == latest]
+    if wanted.ccp is not None:
+        conditions.append(BatchLabel.ccp.is_(wanted.ccp))
+    if wanted.article6 is not None:
+        conditions.append(BatchLabel.article6_authorized.is_(wanted.article6))
+    if wanted.corsia == "any":
+        conditions.append(BatchLabel.corsia.is_not(None))
+    elif wanted.corsia is not None:
+        conditions.append(BatchLabel.corsia == wanted.corsia)
+    if wanted.mitigation is not None:
+        conditions.append(BatchLabel.mitigation == wanted.mitigation)
+    matched = exists(select(BatchLabel.seq).where(*conditions))
+    if wanted.matches(UNLABELLED):
+        matched = or_(matched, latest.is_(None))
+    return _retired_block_exists(matched)
+
+
 def search_statement(search: RetirementSearch) -> Select[Any]:
     """Retirement entries matching the search, newest first, with the beneficiary's name."""
     stmt = (
@@ -231,6 +319,8 @@ def search_statement(search: RetirementSearch) -> Select[Any]:
         year = search.vintage_year
         stmt = stmt.where(_retired_block_exists(Batch.vintage_start <= dt.date(year, 12, 31),
                                                 Batch.vintage_end >= dt.date(year, 1, 1)))
+    if search.labels.active:
+        stmt = stmt.where(_labelled_at_retirement(search.labels))
     if search.serial_number is not None:
         number = search.serial_number
         stmt = stmt.where(_retired_block_exists(Block.first_serial <= number,

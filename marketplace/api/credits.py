@@ -16,7 +16,9 @@ from ledger import canonical, operations, queries
 from ledger.errors import InsufficientCreditsError, LedgerError
 from ledger.schema import Batch, Beneficiary, Block, Entry, Project
 
-from .. import certificates
+from ledger import origin as ledger_origin
+
+from .. import certificates, origin
 from ..errors import status_for
 from . import projects
 from .keys import Caller
@@ -53,6 +55,9 @@ def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
         "serials": [queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in blocks],
         "created_at": projects.aware(entry.created_at),
         "certificate": certificate_links(seq),
+        "origin": origin.origin_dict(ledger_origin.retirement_origin(session, seq)),
+        "labels": origin.batch_labels(session, list({b.batch_id: b.batch for b in blocks}
+                                                    .values()), before=seq),
     }
 
 

@@ -21,6 +21,7 @@ from ledger.schema import Batch, Project
 from .. import catalogue, formatting
 from ..checkout import CartLine
 from ..models import Listing
+from ..origin import LabelFilter
 from .pagination import Page, decode, page_of
 from .problems import Problem, invalid_field
 
@@ -37,6 +38,8 @@ def filters_from(data: Mapping[str, Any]) -> catalogue.Filters:
     if data.get("max_price") is not None:
         f.max_price = Decimal(int(data["max_price"])).scaleb(-2)
     f.sort = str(data.get("sort") or "name")
+    f.labels = LabelFilter(ccp=data.get("ccp"), corsia=data.get("corsia"),
+                           article6=data.get("article6"), mitigation=data.get("mitigation"))
     return f
 
 
@@ -61,7 +64,8 @@ def project_dict(offer: catalogue.Offer) -> dict[str, Any]:
         "sdgs": listing.sdg_numbers, "co_benefits": listing.co_benefit_list,
         "available_tonnes": offer.for_sale,
         "vintages": [{"batch": v.batch_id, "label": v.label, "first_year": v.first_year,
-                      "last_year": v.last_year, "available_tonnes": v.for_sale}
+                      "last_year": v.last_year, "available_tonnes": v.for_sale,
+                      "labels": v.labels.to_data()}
                      for v in offer.vintages],
         "url": url_for("catalogue.project", slug=listing.slug, _external=True),
     }

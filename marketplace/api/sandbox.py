@@ -186,6 +186,7 @@ def retirement_dict(session: Session, retirement: SandboxRetirement) -> dict[str
         "period_start": retirement.period_start, "period_end": retirement.period_end,
         "projects": list(refs.values()), "allocation": trading._allocation(session, pairs),
         "serials": [], "created_at": projects.aware(retirement.created_at), "certificate": None,
+        "origin": None, "labels": [],
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATION_TYPES
 from ledger.rules import COUNTRIES, PURPOSES
 
 from ..checkout import MAX_TONNES_PER_LINE
@@ -49,6 +50,15 @@ class WholeNumber(fields.Integer):
         if isinstance(value, bool):
             raise self.make_error("invalid")
         return int(super()._deserialize(value, attr, data, **kwargs))
+
+
+class QueryFlag(fields.Boolean):
+    """``true`` or ``false`` in a query string, and nothing else."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value not in ("true", "false"):
+            raise ValidationError("Must be true or false.")
+        return value == "true"
 
 
 class QueryNumber(fields.Integer):
@@ -129,6 +139,18 @@ class ProjectQuerySchema(PageQuerySchema):
     max_price = QueryNumber(validate=validate.Range(min=0, max=10**9),
                             metadata={"description": "Highest price per tonne, minor units."})
     sort = fields.String(load_default="name", validate=validate.OneOf(SORTS))
+    ccp = QueryFlag(metadata={"description": "Only projects with a vintage for sale that "
+                                             "carries (true) or lacks (false) the ICVCM CCP "
+                                             "label."})
+    corsia = fields.String(validate=validate.OneOf([*CORSIA_PHASES, "any"]),
+                           metadata={"description": "Only projects with a vintage for sale "
+                                                    "eligible for this CORSIA phase (any: any "
+                                                    "phase)."})
+    article6 = QueryFlag(metadata={"description": "Only projects with a vintage for sale "
+                                                  "authorised (true) or not (false) under "
+                                                  "Article 6."})
+    mitigation = fields.String(validate=validate.OneOf(MITIGATION_TYPES),
+                               metadata={"description": "Avoidance, removal or mixed."})
 
     @validates_schema
     def _price_range(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -282,12 +304,28 @@ class ProjectRefSchema(Base):
     name = _out(fields.String())
 
 
+class LabelsSchema(Base):
+    ccp = _out(fields.Boolean(), "The ICVCM's Core Carbon Principles label.")
+    ccp_since = _out(fields.String(allow_none=True), "The date the label was granted (YYYY-MM-DD).")
+    article6_authorized = _out(fields.Boolean(),
+                               "Authorised by the host country under Article 6 of the Paris "
+                               "Agreement.")
+    ca_declaration = _out(fields.String(validate=validate.OneOf(CA_DECLARATIONS)),
+                          "Corresponding adjustment declaration (CAD Trust's values).")
+    ca_status = _out(fields.String(validate=validate.OneOf(CA_STATUSES)))
+    corsia = _out(fields.String(allow_none=True, validate=validate.OneOf(CORSIA_PHASES)),
+                  "The CORSIA phase the credits are eligible for.")
+    mitigation = _out(fields.String(allow_none=True, validate=validate.OneOf(MITIGATION_TYPES)),
+                      "Avoided emissions or removals.")
+
+
 class VintageSchema(Base):
     batch = _out(fields.Integer(), "The batch (one issuance of one vintage).")
     label = _out(fields.String())
     first_year = _out(fields.Integer())
     last_year = _out(fields.Integer())
     available_tonnes = _out(fields.Integer(), "Tonnes for sale now.")
+    labels = _out(fields.Nested(LabelsSchema), "The batch's quality labels now.")
 
 
 class ProjectSchema(Base):
@@ -398,6 +436,41 @@ class HoldingSchema(Base):
                    "have none).")
 
 
+class BatchLabelsSchema(LabelsSchema):
+    batch = _out(fields.Integer())
+    vintage = _out(fields.String())
+
+
+class OriginRecordSchema(Base):
+    seq = _out(fields.Integer(), "The ledger entry recording it.")
+    registry = _out(fields.String())
+    action = _out(fields.String(validate=validate.OneOf(["retired", "cancelled"])))
+    first = _out(fields.Integer())
+    last = _out(fields.Integer())
+    quantity = _out(fields.Integer())
+    date = _out(fields.String())
+    beneficiary = _out(fields.String(), "As the origin registry shows it.")
+    account = _out(fields.String())
+    reason = _out(fields.String())
+    reference = _out(fields.String())
+    url = _out(fields.String(allow_none=True))
+    ours = _out(fields.Boolean(), "Retired at origin into this marketplace's name.")
+
+
+class OriginSchema(Base):
+    status = _out(fields.String(validate=validate.OneOf(
+        ["covered", "pending", "conflict", "issued_here"])),
+        "covered: its serials are retired at the origin registry into this marketplace's "
+        "name; pending: not yet; conflict: the origin retired some of them for someone else; "
+        "issued_here: this ledger is the credits' registry of record.")
+    label = _out(fields.String())
+    registry = _out(fields.String(allow_none=True))
+    covered_tonnes = _out(fields.Integer())
+    pending_tonnes = _out(fields.Integer())
+    conflict_tonnes = _out(fields.Integer())
+    records = _out(fields.List(fields.Nested(OriginRecordSchema)))
+
+
 class RetirementSchema(Base):
     id = _out(fields.String())
     object = _out(fields.String(validate=validate.OneOf(["retirement"])))
@@ -417,6 +490,10 @@ class RetirementSchema(Base):
     created_at = _out(fields.DateTime())
     certificate = _out(fields.Nested(RetirementLinksSchema, allow_none=True),
                        "Null in test mode: nothing was recorded in the ledger.")
+    origin = _out(fields.Nested(OriginSchema, allow_none=True),
+                  "What the origin registry shows for these serials (null in test mode).")
+    labels = _out(fields.List(fields.Nested(BatchLabelsSchema)),
+                  "The quality labels of each batch in force when it was retired.")
 
 
 def _page(item: type[Schema], name: str) -> type[Schema]:
@@ -493,6 +570,20 @@ class CertificateLinksSchema(Base):
     pdf = fields.String()
 
 
+class OriginEvidenceSchema(Base):
+    seq = _out(fields.Integer())
+    hash = _out(fields.String())
+    record = _out(fields.String(), "The origin entry's canonical JSON, exactly as hashed.")
+    leaf_index = _out(fields.Integer())
+    inclusion_proof = _out(fields.List(fields.String()),
+                           "Its inclusion proof in the certificate's checkpoint.")
+
+
+class CertificateOriginSchema(OriginSchema):
+    evidence = _out(fields.List(fields.Nested(OriginEvidenceSchema)),
+                    "The origin entries the status rests on, provable offline.")
+
+
 class CertificateSchema(Base):
     """A retirement certificate, exactly as the registry serves it: ``python -m ledger.verify
     --certificate FILE --key KEY`` checks it offline with the operator's public key."""
@@ -522,6 +613,10 @@ class CertificateSchema(Base):
     leaf_index = _out(fields.Integer())
     inclusion_proof = _out(fields.List(fields.String()))
     root = _out(fields.String())
+    origin = _out(fields.Nested(CertificateOriginSchema),
+                  "What the origin registry shows for these serials.")
+    labels = _out(fields.List(fields.Nested(BatchLabelsSchema)),
+                  "The quality labels of each batch in force when it was retired.")
     links = _out(fields.Nested(CertificateLinksSchema))
 
 

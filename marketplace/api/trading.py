@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from ledger.schema import Batch, utcnow
 
 from .. import checkout
 from ..checkout import CheckoutDetails, CheckoutError, OutOfStockError
+from ..urls import external_url
 from ..models import Listing, Order, Organisation
 from ..models.api import ApiOrder, ApiQuote
 from . import projects
@@ -103,9 +104,9 @@ def _lines(session: Session, order: Order) -> list[dict[str, Any]]:
 
 
 def certificate_links(seq: int) -> dict[str, str]:
-    return {"json": url_for("api.certificate", seq=seq, _external=True),
-            "page": url_for("registry.certificate", seq=seq, _external=True),
-            "pdf": url_for("registry.certificate_pdf", seq=seq, _external=True)}
+    return {"json": external_url("api.certificate", seq=seq),
+            "page": external_url("registry.certificate", seq=seq),
+            "pdf": external_url("registry.certificate_pdf", seq=seq)}
 
 
 def order_dict(session: Session, order: Order) -> dict[str, Any]:

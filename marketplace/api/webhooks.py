@@ -206,7 +206,7 @@ def install() -> None:
 
 def enqueue_live(session: Session, order_ids: Iterable[int], seqs: Iterable[int]) -> None:
     """Events for live orders fulfilled and retirements made in this transaction."""
-    from . import credits, trading
+    from . import trading
 
     for order_id in order_ids:
         order = session.get(Order, order_id)
@@ -217,18 +217,33 @@ def enqueue_live(session: Session, order_ids: Iterable[int], seqs: Iterable[int]
             emit(session, order.organisation_id, "order.fulfilled", True,
                  trading.order_dict(session, order), endpoints)
     for seq in seqs:
-        entry = session.get(Entry, seq)
-        if entry is None or entry.kind != "retire":
-            continue
-        account = canonical.loads(bytes(entry.record))["data"].get("account")
-        org_id = session.scalar(select(Organisation.id).where(
-            Organisation.ledger_account_id == account))
-        if org_id is None:
-            continue
-        endpoints = active_endpoints(session, org_id, True, "retirement.created")
-        if endpoints:
-            emit(session, org_id, "retirement.created", True,
-                 credits.retirement_dict(session, seq), endpoints)
+        emit_retirement_event(session, seq, "retirement.created")
+
+
+def emit_retirement_event(session: Session, seq: int, event_type: str) -> None:
+    """``event_type`` about the retirement at ``seq``, to the organisation that retired it (if
+    an organisation did and one of its endpoints wants it), in the caller's transaction."""
+    from . import credits
+
+    entry = session.get(Entry, seq)
+    if entry is None or entry.kind != "retire":
+        return
+    account = canonical.loads(bytes(entry.record))["data"].get("account")
+    org_id = session.scalar(select(Organisation.id).where(
+        Organisation.ledger_account_id == account))
+    if org_id is None:
+        return
+    endpoints = active_endpoints(session, org_id, True, event_type)
+    if endpoints:
+        emit(session, org_id, event_type, True, credits.retirement_dict(session, seq), endpoints)
+
+
+def emit_covered_at_origin(session: Session, seqs: Iterable[int]) -> None:
+    """``retirement.covered_at_origin`` for each retirement (by seq) that the origin registry
+    now shows retired into this marketplace's name; written by the code that recorded the
+    evidence, in its transaction."""
+    for seq in seqs:
+        emit_retirement_event(session, seq, "retirement.covered_at_origin")
 
 
 # -- delivery ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ SCOPES = ("write", "read")
 SANDBOX_STATES = ("quoted", "pending", "awaiting_payment", "fulfilled", "expired", "failed",
                   "cancelled")
 DELIVERY_STATES = ("pending", "succeeded", "failed")
-EVENT_TYPES = ("order.fulfilled", "retirement.created")
+EVENT_TYPES = ("order.fulfilled", "retirement.created", "retirement.covered_at_origin")
 
 
 

@@ -518,10 +518,10 @@ def test_cli_accepts_good_input(app: Flask, fresh_db: str) -> None:
     """Control for the above: the same commands, well formed, work and write."""
     before = journal(fresh_db)
     moved = invoke(app, *TRANSFER, "--quantity", "2")
-    assert moved.exit_code == 0 and moved.stdout.startswith("seq 10: transferred 2 t"), moved.output
+    assert moved.exit_code == 0 and moved.stdout.startswith("seq 22: transferred 2 t"), moved.output
     retired = invoke(app, *RETIRE, "--country", "gb")  # the CLI upper-cases the country
     assert retired.exit_code == 0, retired.output
-    assert retired.stdout.startswith("seq 11: retired 1 t")
+    assert retired.stdout.startswith("seq 23: retired 1 t")
     assert journal(fresh_db) != before
     assert invoke(app, "ledger", "verify").exit_code == 0
 
@@ -534,4 +534,4 @@ def test_cli_commands_run_under_flasks_test_runner(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["ledger", "verify"])
     assert result.exception is None, repr(result.exception)
     assert result.exit_code == 0
-    assert result.stdout.startswith("ledger OK: 9 entries")
+    assert result.stdout.startswith("ledger OK: 21 entries")

@@ -301,7 +301,7 @@ def _in_empty_batch(ledger: Ledger, **block: Any) -> list[Executable]:
                                             **block))]
 
 
-@pytest.mark.parametrize("state", ["frozen", "TRADABLE", "", "spent"])
+@pytest.mark.parametrize("state", ["melted", "TRADABLE", "", "spent"])
 def test_a_block_state_comes_from_the_list(session: Session, ledger: Ledger, state: str) -> None:
     assert_refused(session, *_in_empty_batch(ledger, state=state), reason="ck_ledger_blocks_state")
 

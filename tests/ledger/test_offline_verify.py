@@ -23,9 +23,15 @@ Layout of the export (the account ids are read from the records, not assumed):
     seq 3       retire 12 t, demo buyer, for "Café Tunki, Lima"
     seq 4..9    issue the other six demo batches, 2..7 (VCS-944, VCS-868 as batch 4 at seq 6,
                 SLV-1001)
-    seq 10      transfer 500 t of VCS-868, inventory -> acme
-    seq 11      retire 120 t, acme, for "Acme Coffee Ltd"
-    seq 12      cancel 30 t, acme
+    seq 10      retire 8 t, demo buyer, for "Andean Trails Trekking Co." (pending at origin)
+    seq 11      transfer 10 t of VCS-868 2014 (batch 4), inventory -> demo buyer
+    seq 12      retire those 10 t for "Lima Running Club" (5 t in conflict at origin)
+    seq 13      origin: Verra retired 12 t of batch 1 into Selva's name (covers seq 3)
+    seq 14      origin: Verra retired 54 t of batch 4 for another buyer (freezes 49 t)
+    seq 15..21  label each of the seven batches
+    seq 22      transfer 500 t of VCS-868, inventory -> acme
+    seq 23      retire 120 t, acme, for "Acme Coffee Ltd"
+    seq 24      cancel 30 t, acme
 """
 
 from __future__ import annotations
@@ -57,12 +63,14 @@ from marketplace import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "selva.example/ledger"
-SIZE = 12
-TRANSFER, RETIRE, CANCEL, DEMO_RETIRE = 10, 11, 12, 3
+SIZE = 24
+TRANSFER, RETIRE, CANCEL, DEMO_RETIRE = 22, 23, 24, 3
+ORIGIN_OURS, ORIGIN_ELSEWHERE, FIRST_LABEL = 13, 14, 15
 ACME = "acme-coffee"
 ACME_NAME = "Acme Coffee Ltd"
 TUNKI_NAME = "Café Tunki, Lima"
-KINDS = ["issue", "transfer", "retire"] + ["issue"] * 6 + ["transfer", "retire", "cancel"]
+KINDS = (["issue", "transfer", "retire"] + ["issue"] * 6 + ["retire", "transfer", "retire"]
+         + ["origin"] * 2 + ["label"] * 7 + ["transfer", "retire", "cancel"])
 
 COMMANDS = [
     ["demo", "load"],
@@ -75,13 +83,16 @@ COMMANDS = [
     ["ledger", "cancel", "--account", ACME, "--quantity", "30", "--reason", "Issuance correction"],
 ]
 
-# (issued, retired, cancelled, buffer, tradable) per project, from the numbers the data was
-# made with.
+# (issued, retired, cancelled, buffer, frozen, tradable) per project, from the numbers the data
+# was made with.
 EXPECTED_TOTALS = {
-    "VCS-944": (3 * 700_000, 12, 0, 3 * 84_000, 3 * 700_000 - 12 - 3 * 84_000),
-    "VCS-868": (2 * 2_086_089, 120, 30, 2 * 312_913, 2 * 2_086_089 - 120 - 30 - 2 * 312_913),
-    "SLV-1001": (100_000, 0, 0, 10_000, 90_000),
+    "VCS-944": (3 * 700_000, 20, 0, 3 * 84_000, 0, 3 * 700_000 - 20 - 3 * 84_000),
+    "VCS-868": (2 * 2_086_089, 130, 30, 2 * 312_913, 49,
+                2 * 2_086_089 - 130 - 30 - 2 * 312_913 - 49),
+    "SLV-1001": (100_000, 0, 0, 10_000, 0, 90_000),
 }
+# (retired here, covered, pending, conflict, frozen) per mirrored project.
+EXPECTED_ORIGIN = {"VCS-944": (20, 12, 8, 0, 0), "VCS-868": (130, 0, 125, 5, 49)}
 
 
 # -- building the export once per backend ------------------------------------------------------
@@ -95,7 +106,7 @@ class Built:
     verifier: Path
     other_signer: Path  # another key pair under the same name
     other_verifier: Path
-    db_totals: dict[str, tuple[int, int, int, int, int]]
+    db_totals: dict[str, tuple[int, int, int, int, int, int]]
     certificates: dict[int, dict[str, Any]]  # seq -> a valid certificate
     older_certificate: dict[str, Any]  # seq 11 against a checkpoint of 11 entries
     transfer_certificate: dict[str, Any]  # the shape of a certificate, for the transfer at seq 10
@@ -137,7 +148,8 @@ def _build(url: str, root: Path, backend: str) -> Built:
             for project_id, t in queries.project_totals(session).items():
                 project = session.get(Project, project_id)
                 assert project is not None
-                db_totals[project.ref] = (t.issued, t.retired, t.cancelled, t.buffer, t.tradable)
+                db_totals[project.ref] = (t.issued, t.retired, t.cancelled, t.buffer, t.frozen,
+                                          t.tradable)
 
             def certificate(seq: int, size: int, checkpoint_note: str) -> dict[str, Any]:
                 entry = session.get(Entry, seq)
@@ -219,13 +231,26 @@ def assert_invalid(code: int, out: str, err: str, where: str, reason: str) -> No
 
 
 def parse_summary(out: str) -> tuple[str, dict[str, tuple[int, ...]]]:
-    head, header, *rows = out.splitlines()
-    assert header.split() == ["project", "issued", "retired", "cancelled", "buffer", "tradable"]
+    head, header, *rows = out.split("\n\n")[0].splitlines()
+    assert header.split() == ["project", "issued", "retired", "cancelled", "buffer", "frozen",
+                              "tradable"]
+    return head, _rows(rows)
+
+
+def _rows(rows: list[str]) -> dict[str, tuple[int, ...]]:
     table = {}
     for row in rows:
         name, *numbers = row.split()
         table[name] = tuple(int(n.replace(",", "")) for n in numbers)
-    return head, table
+    return table
+
+
+def parse_origin(out: str) -> dict[str, tuple[int, ...]]:
+    """The verifier's second table: per project, tonnes at the origin registry."""
+    header, *rows = out.split("\n\n")[1].strip().splitlines()
+    assert header.split() == ["at", "origin", "retired", "here", "covered", "pending",
+                              "conflict", "frozen"]
+    return _rows(rows)
 
 
 # -- reading and forging journals ------------------------------------------------------------
@@ -366,8 +391,9 @@ def test_the_export_verifies_and_prints_the_totals(built: Built,
                     f"{SIZE} entries from {ORIGIN} verified")
     assert table == EXPECTED_TOTALS
     assert table == built.db_totals
-    for issued, retired, cancelled, buffer, tradable in table.values():
-        assert issued == retired + cancelled + buffer + tradable
+    for issued, retired, cancelled, buffer, frozen, tradable in table.values():
+        assert issued == retired + cancelled + buffer + frozen + tradable
+    assert parse_origin(out) == EXPECTED_ORIGIN
 
 
 def test_the_key_may_be_given_as_a_string(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
@@ -443,6 +469,14 @@ def _grow_batch(record: dict[str, Any]) -> None:
 
 def _new_beneficiary(record: dict[str, Any]) -> None:
     record["data"]["beneficiary"] = beneficiary_commitment("ff" * 16, "Someone Else")
+
+
+def _origin_says_someone_else(record: dict[str, Any]) -> None:
+    record["data"]["beneficiary"] = "Someone Else Ltd"
+
+
+def _label_drops_ccp(record: dict[str, Any]) -> None:
+    record["data"]["labels"].update(ccp=False, ccp_since=None)
 
 
 def _new_issuance_date(record: dict[str, Any]) -> None:
@@ -646,6 +680,18 @@ MUTATIONS: list[Any] = [
                  id="record-not-canonical-rehashed"),
     pytest.param(_line_kind_differs, f"seq {TRANSFER}", "the line's kind differs from its record's",
                  id="line-kind-differs"),
+    # the origin registry's evidence and the labels
+    pytest.param(_edit_record(ORIGIN_OURS, _origin_says_someone_else, rehash=False),
+                 f"seq {ORIGIN_OURS}", HASH_MISMATCH, id="origin-beneficiary-edited"),
+    pytest.param(_edit_record(ORIGIN_OURS, _origin_says_someone_else, rehash=True),
+                 f"seq {ORIGIN_OURS + 1}", PREV_MISMATCH, id="origin-beneficiary-edited-rehashed"),
+    pytest.param(_edit_record(FIRST_LABEL + 2, _label_drops_ccp, rehash=True),
+                 f"seq {FIRST_LABEL + 3}", PREV_MISMATCH, id="label-edited-rehashed"),
+    pytest.param(_rewrite(ORIGIN_ELSEWHERE, _origin_says_someone_else), "checkpoint",
+                 ROOT_MISMATCH, id="rewritten-from-an-origin-entry"),
+    pytest.param(_delete(ORIGIN_ELSEWHERE), f"seq {ORIGIN_ELSEWHERE}",
+                 rf"is missing \(the next line holds seq {ORIGIN_ELSEWHERE + 1}\)",
+                 id="origin-line-deleted"),
     # internally valid rewrites: only the checkpoint can tell
     pytest.param(_rewrite(RETIRE, _new_beneficiary), "checkpoint", ROOT_MISMATCH,
                  id="rewritten-from-retirement"),
@@ -787,8 +833,8 @@ def test_whatever_the_real_key_signs_and_obeys_the_rules_verifies(
     assert (code, err) == (0, "")
     head, table = parse_summary(out)
     assert head.startswith(f"journal OK: {SIZE + 1} entries, head {journal.hash(SIZE + 1)[:16]}")
-    issued, retired, cancelled, buffer, tradable = EXPECTED_TOTALS["VCS-868"]
-    assert table["VCS-868"] == (issued, retired + 10, cancelled, buffer, tradable - 10)
+    issued, retired, cancelled, buffer, frozen, tradable = EXPECTED_TOTALS["VCS-868"]
+    assert table["VCS-868"] == (issued, retired + 10, cancelled, buffer, frozen, tradable - 10)
 
 
 # -- replay: rule breaks with every hash, the checkpoint and the manifest intact -----------------
@@ -884,6 +930,47 @@ def _bad_time(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> Non
     record["time"] = "2026-13-01T00:00:00Z"
 
 
+def _origin_below_the_batch(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"]["first"] -= 1
+
+
+def _origin_over_the_earlier_one(record: dict[str, Any], state: Replay,
+                                 ids: dict[str, int]) -> None:
+    record["data"].update(batch=1, first=61_407_220, last=61_407_225, spent=[], created=[])
+
+
+def _origin_freezes_nothing(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"].update(spent=[], created=[])
+
+
+def _origin_freezes_too_much(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    frozen = next(b for b in record["data"]["created"] if b["state"] == "frozen")
+    above = next(b for b in record["data"]["created"] if b["first"] == frozen["last"] + 1)
+    frozen["last"] += 1
+    above["first"] += 1
+
+
+def _origin_on_a_native_batch(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    native = state.batches[6]
+    record["data"].update(batch=6, first=native.first, last=native.first)
+
+
+def _origin_unknown_action(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"]["action"] = "unretired"
+
+
+def _spend_the_frozen_block(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"]["spent"] = [unspent(state, ids["inventory"], "frozen")]
+
+
+def _label_contradicts_itself(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"]["labels"].update(ca_declaration="Unknown", ca_status="Completed")
+
+
+def _label_for_unknown_batch(record: dict[str, Any], state: Replay, ids: dict[str, int]) -> None:
+    record["data"]["batch"] = 99
+
+
 RULE_BREAKS: list[Any] = [
     pytest.param(TRANSFER, _spend_block_of_another_account,
                  r"block \d+ is held by account \d+, not \d+", id="spends-another-accounts-block"),
@@ -898,7 +985,7 @@ RULE_BREAKS: list[Any] = [
     pytest.param(CANCEL, _cancel_the_retired_block, r"block \d+ is retired and can never move",
                  id="cancels-a-retired-block"),
     pytest.param(TRANSFER, _overspend,
-                 "not enough tradable credits: 2000000 t asked, 1773176 t held", id="overspends"),
+                 "not enough tradable credits: 2000000 t asked, 1773117 t held", id="overspends"),
     pytest.param(TRANSFER, _give_the_highest_serials, BLOCKS_MISMATCH,
                  id="split-gives-highest-serials"),
     pytest.param(TRANSFER, _transfer_to_self, "a transfer must go to another account",
@@ -923,6 +1010,31 @@ RULE_BREAKS: list[Any] = [
     pytest.param(CANCEL, _unknown_kind, "unknown entry kind 'burn'", id="unknown-kind"),
     pytest.param(CANCEL, _bad_time, "time is not a valid instant: '2026-13-01T00:00:00Z'",
                  id="impossible-time"),
+    # origin records: inside their mirrored batch, never overlapping, freezing what they must
+    pytest.param(ORIGIN_OURS, _origin_below_the_batch,
+                 r"serials \[61407210, 61407222\] are not inside batch 1's mirrored range "
+                 r"\[61407211, 62107210\]", id="origin-outside-its-batch"),
+    pytest.param(ORIGIN_ELSEWHERE, _origin_over_the_earlier_one,
+                 r"serials \[61407220, 61407225\] overlap the origin record at seq 13 "
+                 r"\[61407211, 61407222\]: the origin retires a serial once",
+                 id="origin-records-overlap"),
+    pytest.param(ORIGIN_ELSEWHERE, _origin_freezes_nothing,
+                 r"the origin record spends blocks \[\], but the tradable blocks holding its "
+                 r"serials are \[\d+\]", id="origin-elsewhere-freezes-nothing"),
+    pytest.param(ORIGIN_ELSEWHERE, _origin_freezes_too_much, BLOCKS_MISMATCH,
+                 id="origin-freezes-more-than-its-range"),
+    pytest.param(ORIGIN_OURS, _origin_on_a_native_batch,
+                 "batch 6 does not mirror the verra registry", id="origin-on-a-native-batch"),
+    pytest.param(ORIGIN_OURS, _origin_unknown_action,
+                 "the origin action must be one of retired, cancelled, not 'unretired'",
+                 id="origin-un-retires"),
+    pytest.param(TRANSFER, _spend_the_frozen_block, r"block \d+ is frozen and can never move",
+                 id="spends-a-frozen-block"),
+    pytest.param(FIRST_LABEL, _label_contradicts_itself,
+                 "a corresponding adjustment can only be pending or completed once it is "
+                 "committed", id="label-completed-never-committed"),
+    pytest.param(FIRST_LABEL, _label_for_unknown_batch, "no batch 99",
+                 id="label-for-an-unknown-batch"),
 ]
 
 

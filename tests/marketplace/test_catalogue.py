@@ -123,8 +123,9 @@ def test_home_shows_the_listed_projects_totals_and_how_it_works(client: FlaskCli
     assert "Keep the Peruvian Amazon standing" in text
     assert "How it works" in text and "certificate" in text
     assert 'href="/projects"' in text
-    # The demo retires 12 t from Alto Mayo; 7 batches are issued in all.
-    assert re.search(r'stat-value">12 t</span><span class="stat-label">CO<sub>2</sub>e retired',
+    # The demo retires 12 + 8 t from Alto Mayo and 10 t from Madre de Dios; 7 batches are
+    # issued in all.
+    assert re.search(r'stat-value">30 t</span><span class="stat-label">CO<sub>2</sub>e retired',
                      text)
     assert "$18.00" in text and "$12.50" in text and "$24.00" in text
 
@@ -286,7 +287,7 @@ def test_project_page_vintages_and_cart_form(app: Flask, client: FlaskClient) ->
     assert 'name="quantity" type="number" min="1" step="1"' in text
     assert 'type="hidden" name="csrf_token"' in text
     assert "$18.00" in text
-    assert re.search(r'stat-value">12 t</span><span class="stat-label">retired to date', text)
+    assert re.search(r'stat-value">20 t</span><span class="stat-label">retired to date', text)
 
 
 def test_tonnes_for_sale_follow_the_ledger(app: Flask, client: FlaskClient) -> None:

@@ -117,10 +117,19 @@ def seqs_listed(html: str) -> set[int]:
     return {int(s) for s in re.findall(r'<tr data-seq="(\d+)">', html)}
 
 
+DEMO_RETIREMENTS = (3, 10, 12)
+"""The demo's retirements: Café Tunki, Lima (12 t of Alto Mayo 2016, covered at origin),
+Andean Trails Trekking Co. (8 t of Alto Mayo 2016, pending) and Lima Running Club (10 t of
+Madre de Dios 2014, 5 of them in conflict)."""
+
+
 def demo_retirement(app: Flask) -> int:
-    """The demo data's own retirement (Café Tunki, Lima, 12 t of Alto Mayo 2016)."""
+    """The demo data's first retirement (Café Tunki, Lima, 12 t of Alto Mayo 2016)."""
     with transaction(app) as session:
-        return int(session.scalar(select(Entry.seq).where(Entry.kind == "retire")))
+        seqs = list(session.scalars(select(Entry.seq).where(Entry.kind == "retire")
+                                    .order_by(Entry.seq).limit(3)))
+    assert tuple(seqs) == DEMO_RETIREMENTS
+    return seqs[0]
 
 
 def _pdf_objects(pdf: bytes) -> bytes:
@@ -150,7 +159,7 @@ def test_registry_totals_match_the_ledger(app: Flask) -> None:
         per_batch = queries.batch_totals(session)
         per_project = queries.project_totals(session)
         refs = {p.ref: p.id for p in session.scalars(select(Project))}
-    columns = ("issued", "tradable", "retired", "cancelled", "buffer")
+    columns = ("issued", "tradable", "retired", "cancelled", "buffer", "frozen")
     rows = dict(re.findall(r'<tr data-batch="(\d+)">(.*?)</tr>', html, re.S))
     assert {int(b) for b in rows} == set(per_batch)
     for batch_id, row in rows.items():
@@ -164,7 +173,8 @@ def test_registry_totals_match_the_ledger(app: Flask) -> None:
         assert shown == {col: getattr(per_project[refs[ref]], col) for col in columns}
     overall = {col: _number(v) for col, v in re.findall(r'data-total="(\w+)">([\d,]+)<', html)}
     assert overall == {col: sum(getattr(t, col) for t in per_project.values()) for col in columns}
-    assert overall["retired"] == 12 + 5
+    assert overall["retired"] == 30 + 5  # the demo's three retirements, and this purchase
+    assert overall["frozen"] == 49  # the demo's conflict at the origin registry
     # The verifier instructions and the raw ledger links are there.
     assert "python -m ledger.verify DIR --key KEY" in html
     for path in ("/ledger/key", "/ledger/checkpoint", "/ledger/journal.jsonl"):
@@ -176,10 +186,11 @@ def test_registry_totals_match_the_ledger(app: Flask) -> None:
 
 def test_retirement_search_by_each_criterion(app: Flask) -> None:
     cafe = demo_retirement(app)
+    trek, run = DEMO_RETIREMENTS[1:]  # Alto Mayo 2016 and Madre de Dios 2014
     _, [ada] = buy(app, buyer(app), "868", 4, beneficiary="Ada Lovelace")
     client = app.test_client()
     everything = page(client, "/registry/retirements")
-    assert seqs_listed(everything) == {cafe, ada}
+    assert seqs_listed(everything) == {cafe, trek, run, ada}
     assert "Ada Lovelace" in everything and "Café Tunki, Lima" in everything
 
     def found(query: str) -> set[int]:
@@ -193,13 +204,13 @@ def test_retirement_search_by_each_criterion(app: Flask) -> None:
     assert found("beneficiary=Caf%C3%A9") == {cafe}
     assert found("beneficiary=%25") == set()  # a LIKE wildcard is a literal character
     assert found("beneficiary=_") == set()
-    assert found("project=VCS-868") == {ada}
-    assert found("project=vcs-944") == {cafe}
-    assert found("vintage=2014") == {ada}
-    assert found("vintage=2016") == {cafe}
+    assert found("project=VCS-868") == {ada, run}
+    assert found("project=vcs-944") == {cafe, trek}
+    assert found("vintage=2014") == {ada, run}
+    assert found("vintage=2016") == {cafe, trek}
     assert found("vintage=2019") == set()
     day = dt.timedelta(days=1)
-    assert found(f"from={TODAY - day}&to={TODAY + day}") == {cafe, ada}
+    assert found(f"from={TODAY - day}&to={TODAY + day}") == {cafe, trek, run, ada}
     assert found(f"from={TODAY + day}") == set()
     assert found("from=2000-01-01&to=2000-12-31") == set()
     [(first, last, serial)] = retired_blocks(app, ada)
@@ -245,11 +256,12 @@ def test_retirements_are_paginated(app: Flask) -> None:
     cafe = demo_retirement(app)
     client = app.test_client()
     first = page(client, "/registry/retirements")
-    assert 'data-count="31"' in first
+    assert 'data-count="33"' in first
     assert seqs_listed(first) == set(sorted(bulk)[-25:])  # newest first
     assert 'rel="next"' in first and "page=2" in first
     second = page(client, "/registry/retirements?page=2")
-    assert seqs_listed(second) == set(sorted(bulk)[:5]) | {cafe}
+    assert seqs_listed(second) == set(sorted(bulk)[:5]) | set(DEMO_RETIREMENTS)
+    assert cafe == DEMO_RETIREMENTS[0]
     assert 'rel="prev"' in second
     assert seqs_listed(page(client, "/registry/retirements?page=abc")) == seqs_listed(first)
     beyond = page(client, "/registry/retirements?page=9")

@@ -1,0 +1,309 @@
+"""Typed records for journal entries: one frozen dataclass per operation, built and parsed in
+one place.
+
+``to_data`` gives the ``data`` object of the entry's record (canonical JSON); ``from_data``
+parses one back, checking every field, and raises the same error class the operation raises
+for the same broken rule. Operations, replay, benchmarks and tests share these types.
+
+Pure: standard library and ``ledger.rules`` / ``ledger.errors`` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ChainError, LabelError, OriginRecordError, RetirementDetailsError
+from .rules import BlockRange, parse_date, validate_range, validate_text
+
+# -- origin registry evidence -----------------------------------------------------------------
+
+ORIGIN_ACTIONS = ("retired", "cancelled")
+"""What the origin registry did with the serials: both take them out of circulation for good."""
+
+MIRRORED_REGISTRIES = {"verra": "verra"}
+"""Which origin registry a batch's serial scheme mirrors (native batches have none: this
+ledger is their registry of record)."""
+
+_REGISTRY = re.compile(r"[a-z][a-z0-9_]{1,19}")
+MAX_NAME = 200
+
+
+def validate_registry(value: object) -> str:
+    """An origin registry is named by a short lower-case slug: ``verra``, ``gold_standard``."""
+    if not isinstance(value, str) or not _REGISTRY.fullmatch(value):
+        raise OriginRecordError(
+            f"the origin registry must be a short lower-case name like 'verra', not {value!r}")
+    return value
+
+
+def _text(value: object, what: str, *, required: bool, limit: int = 500) -> str:
+    try:
+        text = validate_text(value, what, required=required)
+    except RetirementDetailsError as exc:
+        raise OriginRecordError(str(exc)) from None
+    if len(text) > limit:
+        raise OriginRecordError(f"{what} is longer than {limit} characters")
+    if "\n" in text or "\t" in text:
+        raise OriginRecordError(f"{what} must be one line")
+    return text
+
+
+@dataclass(frozen=True)
+class OriginRetirement:
+    """A retirement or cancellation made at the origin registry, for serials inside one
+    mirrored batch, as the origin shows it.
+
+    ``ours`` says whether the origin names this marketplace (its beneficiary or account matched
+    one of the marketplace's origin names when it was recorded): serials inside an origin
+    record that is ours *cover* the retirements here; serials inside one that is not are
+    counted elsewhere, so a retirement here of the same serials is a conflict and any of them
+    still tradable here is frozen by this same entry (``spent`` and ``created``), never sold.
+    """
+
+    batch: int
+    registry: str
+    action: str
+    first: int
+    last: int
+    date: dt.date
+    beneficiary: str
+    account: str
+    reason: str
+    reference: str
+    ours: bool
+    spent: tuple[int, ...] = ()
+    created: tuple[BlockRange, ...] = field(default=())
+
+    @property
+    def quantity(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def frozen(self) -> int:
+        """Tonnes this entry froze here."""
+        return sum(b.quantity for b in self.created if b.state == "frozen")
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "registry": self.registry,
+            "action": self.action,
+            "first": self.first,
+            "last": self.last,
+            "date": self.date.isoformat(),
+            "beneficiary": self.beneficiary,
+            "account": self.account,
+            "reason": self.reason,
+            "reference": self.reference,
+            "ours": self.ours,
+            "spent": list(self.spent),
+            "created": [b.as_record() for b in self.created],
+        }
+
+    @classmethod
+    def build(cls, *, batch: int, registry: object, action: object, first: object,
+              last: object, date: object, beneficiary: object, account: object,
+              reason: object, reference: object, ours: object,
+              spent: tuple[int, ...] = (), created: tuple[BlockRange, ...] = ()
+              ) -> OriginRetirement:
+        """Check every field; raise :class:`OriginRecordError` (or ``SerialRangeError``)."""
+        if action not in ORIGIN_ACTIONS:
+            raise OriginRecordError(f"the origin action must be one of {', '.join(ORIGIN_ACTIONS)}, "
+                                    f"not {action!r}")
+        if not isinstance(ours, bool):
+            raise OriginRecordError("ours must be true or false")
+        low, high = validate_range(first, last)
+        try:
+            when = parse_date(date, "origin date")
+        except RetirementDetailsError as exc:
+            raise OriginRecordError(str(exc)) from None
+        beneficiary_text = _text(beneficiary, "origin beneficiary", required=False)
+        account_text = _text(account, "origin account", required=False, limit=MAX_NAME)
+        return cls(
+            batch=batch, registry=validate_registry(registry), action=str(action), first=low,
+            last=high, date=when, beneficiary=beneficiary_text, account=account_text,
+            reason=_text(reason, "origin reason", required=False),
+            reference=_text(reference, "origin reference", required=True),
+            ours=ours, spent=tuple(spent), created=tuple(created),
+        )
+
+    @classmethod
+    def from_data(cls, data: Any) -> OriginRetirement:
+        _keys(data, {"batch", "registry", "action", "first", "last", "date", "beneficiary",
+                     "account", "reason", "reference", "ours", "spent", "created"})
+        if data["date"] != _iso(data["date"]):
+            raise ChainError("the origin date is not written as YYYY-MM-DD")
+        spent = data["spent"]
+        if not isinstance(spent, list) or len(set(spent)) != len(spent) or any(
+                isinstance(b, bool) or not isinstance(b, int) for b in spent):
+            raise ChainError("spent must be a list of distinct block ids")
+        created = data["created"]
+        if not isinstance(created, list):
+            raise ChainError("created must be a list of blocks")
+        return cls.build(
+            batch=_id(data["batch"], "batch"), registry=data["registry"], action=data["action"],
+            first=data["first"], last=data["last"], date=data["date"],
+            beneficiary=data["beneficiary"], account=data["account"], reason=data["reason"],
+            reference=data["reference"], ours=data["ours"], spent=tuple(spent),
+            created=tuple(block_from_record(item) for item in created),
+        )
+
+
+def names_match(names: tuple[str, ...], *texts: str) -> bool:
+    """Whether any of ``names`` appears as a whole word, case-insensitively, in any text:
+    ``Selva`` matches "Selva customers, see selva.example" but not "Selvatica Ltd"."""
+    for name in names:
+        name = name.strip()
+        if not name:
+            continue
+        pattern = re.compile(rf"(?<![0-9A-Za-z]){re.escape(name)}(?![0-9A-Za-z])", re.IGNORECASE)
+        if any(pattern.search(text) for text in texts if text):
+            return True
+    return False
+
+
+# -- quality labels ------------------------------------------------------------------------------
+
+CA_DECLARATIONS = ("Committed", "Not Required", "Unknown")
+"""The Climate Action Data Trust's values for a corresponding adjustment declaration."""
+
+CA_STATUSES = ("Not Started", "Pending", "Completed")
+"""... and for the status of that adjustment."""
+
+CORSIA_PHASES = ("pilot_phase", "first_phase", "second_phase")
+"""CORSIA compliance periods: pilot 2021-2023, first 2024-2026, second 2027-2029."""
+
+MITIGATION_TYPES = ("avoidance", "removal", "mixed")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The quality labels of one batch at one moment.
+
+    ``ccp``: the ICVCM's Core Carbon Principles label, and since when (``ccp_since``).
+    ``article6_authorized``: the host country authorised the credits for use under Article 6 of
+    the Paris Agreement; ``ca_declaration`` and ``ca_status``: whether a corresponding
+    adjustment is committed and how far it got (CAD Trust's values). ``corsia``: the CORSIA
+    phase the credits are eligible for, if any. ``mitigation``: avoided emissions or removals.
+    """
+
+    ccp: bool = False
+    ccp_since: dt.date | None = None
+    article6_authorized: bool = False
+    ca_declaration: str = "Unknown"
+    ca_status: str = "Not Started"
+    corsia: str | None = None
+    mitigation: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ccp, bool) or not isinstance(self.article6_authorized, bool):
+            raise LabelError("ccp and article6_authorized must be true or false")
+        if self.ccp and self.ccp_since is None:
+            raise LabelError("a CCP label needs the date it was granted (ccp_since)")
+        if not self.ccp and self.ccp_since is not None:
+            raise LabelError("ccp_since is only given with the CCP label")
+        if self.ca_declaration not in CA_DECLARATIONS:
+            raise LabelError(f"ca_declaration must be one of {', '.join(CA_DECLARATIONS)}, "
+                             f"not {self.ca_declaration!r}")
+        if self.ca_status not in CA_STATUSES:
+            raise LabelError(f"ca_status must be one of {', '.join(CA_STATUSES)}, "
+                             f"not {self.ca_status!r}")
+        if self.ca_status != "Not Started" and self.ca_declaration != "Committed":
+            raise LabelError("a corresponding adjustment can only be pending or completed "
+                             "once it is committed")
+        if self.corsia is not None and self.corsia not in CORSIA_PHASES:
+            raise LabelError(f"corsia must be one of {', '.join(CORSIA_PHASES)} or null, "
+                             f"not {self.corsia!r}")
+        if self.mitigation is not None and self.mitigation not in MITIGATION_TYPES:
+            raise LabelError(f"mitigation must be one of {', '.join(MITIGATION_TYPES)} or null, "
+                             f"not {self.mitigation!r}")
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "ccp": self.ccp,
+            "ccp_since": None if self.ccp_since is None else self.ccp_since.isoformat(),
+            "article6_authorized": self.article6_authorized,
+            "ca_declaration": self.ca_declaration,
+            "ca_status": self.ca_status,
+            "corsia": self.corsia,
+            "mitigation": self.mitigation,
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> Labels:
+        _keys(data, {"ccp", "ccp_since", "article6_authorized", "ca_declaration", "ca_status",
+                     "corsia", "mitigation"}, error=LabelError)
+        since = data["ccp_since"]
+        if since is not None:
+            if since != _iso(since):
+                raise LabelError("ccp_since must be a date as YYYY-MM-DD")
+            since = dt.date.fromisoformat(since)
+        return cls(ccp=data["ccp"], ccp_since=since,
+                   article6_authorized=data["article6_authorized"],
+                   ca_declaration=data["ca_declaration"], ca_status=data["ca_status"],
+                   corsia=data["corsia"], mitigation=data["mitigation"])
+
+
+UNLABELLED = Labels()
+"""What a batch carries until its first label entry: no label claimed, adjustment unknown."""
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """A change of one batch's labels: the whole new set, why, and from when it applies."""
+
+    batch: int
+    labels: Labels
+    effective: dt.date
+    note: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        return {"batch": self.batch, "labels": self.labels.to_data(),
+                "effective": self.effective.isoformat(), "note": self.note}
+
+    @classmethod
+    def from_data(cls, data: Any) -> LabelChange:
+        _keys(data, {"batch", "labels", "effective", "note"})
+        effective = data["effective"]
+        if effective != _iso(effective):
+            raise LabelError("effective must be a date as YYYY-MM-DD")
+        note = data["note"]
+        if not isinstance(note, str) or note != note.strip() or len(note) > 500:
+            raise LabelError("the note must be trimmed text of at most 500 characters")
+        return cls(batch=_id(data["batch"], "batch"), labels=Labels.from_data(data["labels"]),
+                   effective=dt.date.fromisoformat(effective), note=note)
+
+
+# -- shared parsing helpers ---------------------------------------------------------------------
+
+
+def _keys(obj: Any, expected: set[str], error: type[Exception] = ChainError) -> None:
+    if not isinstance(obj, dict) or set(obj) != expected:
+        found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise error(f"expected the fields {sorted(expected)}, found {found}")
+
+
+def _id(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ChainError(f"{what} must be a positive id, not {value!r}")
+    return value
+
+
+def _iso(value: Any) -> str | None:
+    """``value`` back as YYYY-MM-DD if it is a valid date written that way, else None."""
+    if not isinstance(value, str) or len(value) != 10:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def block_from_record(item: Any) -> BlockRange:
+    """A block as an entry's ``created`` list writes it."""
+    _keys(item, {"id", "batch", "account", "first", "last", "state"})
+    return BlockRange(item["id"], item["batch"], item["account"], item["first"], item["last"],
+                      item["state"])
