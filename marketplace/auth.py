@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from ledger import operations
+
 
 from .database import db
 from .extensions import limiter, login_manager
@@ -52,14 +52,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def create_user(name: str, email: str, password: str, role: str = "customer") -> User:
-    """Create a user and their ledger account, in the caller's transaction."""
+    """Create a user, in the caller's transaction (their ledger account in each mode is
+    opened the first time credits go to it: ``marketplace.accounts``)."""
     session = db.session
     user = User(name=name.strip(), email=email.strip().lower(),
                 password_hash=generate_password_hash(password), role=role)
     session.add(user)
-    session.flush()
-    account = operations.open_account(session, f"user:{user.id}", "customer")
-    user.ledger_account_id = account.id
     session.flush()
     return user
 

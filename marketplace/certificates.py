@@ -24,7 +24,7 @@ from ledger.schema import Batch, Beneficiary, Block, Entry
 from ledger import origin as ledger_origin
 
 from . import origin, signing
-from .urls import external_url
+from .urls import external_url, registry_blueprint
 
 
 def b64(raw: bytes) -> str:
@@ -136,8 +136,9 @@ def _evidence(session: Session, seq: int, tree_size: int) -> dict[str, Any]:
 
 def _links(seq: int) -> dict[str, str]:
     """Absolute addresses of the certificate (on ``CARBON_SITE_URL`` outside a request)."""
+    registry = registry_blueprint()
     return {
-        "page": external_url("registry.certificate", seq=seq),
-        "json": external_url("registry.certificate_json", seq=seq),
-        "pdf": external_url("registry.certificate_pdf", seq=seq),
+        "page": external_url(f"{registry}.certificate", seq=seq),
+        "json": external_url(f"{registry}.certificate_json", seq=seq),
+        "pdf": external_url(f"{registry}.certificate_pdf", seq=seq),
     }

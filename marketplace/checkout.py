@@ -29,6 +29,9 @@ from ledger.rules import (
 )
 from ledger.schema import Account, Batch, Block, utcnow
 
+from . import events, order_states
+from .accounts import account_of
+from .order_states import transition
 from .models import Listing, Order, OrderLine, Organisation, Reservation, User
 
 INVENTORY = "marketplace-inventory"
@@ -194,8 +197,6 @@ def place_order(
     gateway: str,
     organisation: Organisation | None = None,
     ttl: dt.timedelta = RESERVATION_TTL,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
 ) -> Order:
     """Create an order and reserve its tonnes, in the caller's transaction.
 
@@ -206,11 +207,9 @@ def place_order(
     if organisation is not None:
         if not any(m.organisation_id == organisation.id for m in user.memberships):
             raise CheckoutError("You are not a member of that organisation.")
-        account_id = organisation.ledger_account_id
+        account_id = account_of(session, organisation).id
     else:
-        if user.ledger_account_id is None:
-            user.ledger_account_id = operations.open_account(session, f"user:{user.id}", "customer").id
-        account_id = user.ledger_account_id
+        account_id = account_of(session, user).id
     priced = price_lines(session, lines)
     lock_listings(session, {p.listing.id for p in priced})
     for_sale = for_sale_by_batch(session)
@@ -225,7 +224,7 @@ def place_order(
         beneficiary=details.beneficiary, purpose=details.purpose, note=details.note,
         country=details.country, period_start=details.period_start,
         period_end=details.period_end, gateway=gateway, expires_at=now + ttl,
-        created_at=now, idempotency_key=idempotency_key, request_hash=request_hash,
+        created_at=now,
     )
     session.add(order)
     for p, allocation in zip(priced, allocations, strict=True):
@@ -246,7 +245,7 @@ def attach_checkout(order: Order, session_id: str, url: str) -> None:
     order.checkout_session_id = session_id
     order.checkout_url = url
     if order.status == "pending":
-        order.status = "awaiting_payment"
+        transition(order, "awaiting_payment", "checkout_started")
 
 
 def locked_order(session: Session, reference: str) -> Order | None:
@@ -257,17 +256,25 @@ def locked_order(session: Session, reference: str) -> Order | None:
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
+def _lapsed(order: Order, now: dt.datetime) -> bool:
+    expires_at = order.expires_at if order.expires_at.tzinfo else order.expires_at.replace(tzinfo=dt.UTC)
+    return order.status in order_states.OPEN and expires_at <= now - GRACE
+
+
 def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str,
            payment_reference: str | None = None) -> str:
     """Payment arrived: move the reserved tonnes to the buyer and retire them if asked.
 
     Idempotent: a fulfilled order stays fulfilled. Amount and currency must match the order.
-    Returns what happened, for the payment event's log.
+    A payment for an order whose reservation no longer holds (lapsed, expired, failed,
+    cancelled) reserves the tonnes again if they are still for sale, and otherwise leaves the
+    order ``paid`` with a refund due: declared transitions, never an accident. Returns what
+    happened, for the payment event's log.
     """
     order = locked_order(session, reference)
     if order is None:
         return "no such order: ignored"
-    if order.status in ("fulfilled", "refunded"):
+    if order.status in ("fulfilled", "refund_pending", "refunded"):
         return f"already {order.status}: nothing to do"
     # The same locks place_order takes: while they are held no one counts stock, so nobody
     # can read the inventory before this transfer and the reservations after it.
@@ -275,20 +282,23 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
     if amount_minor != order.total_minor or currency.upper() != order.currency:
         order.failure = (f"paid {amount_minor} {currency.upper()}, expected "
                          f"{order.total_minor} {order.currency}")
-        _release(order, "failed")
-        return f"amount mismatch: {order.failure}; order failed, refund due"
+        if order.status in order_states.OPEN:
+            _release(order, "failed", "amount_mismatch")
+        return f"amount mismatch: {order.failure}; refund due"
     order.paid_at = order.paid_at or utcnow()
     order.payment_reference = payment_reference or order.payment_reference
-    expires_at = order.expires_at if order.expires_at.tzinfo else order.expires_at.replace(tzinfo=dt.UTC)
-    lapsed = order.status in ("pending", "awaiting_payment") and expires_at <= utcnow() - GRACE
-    if order.status in ("expired", "failed", "cancelled", "paid") or lapsed:
+    event = "payment_succeeded"
+    if _lapsed(order, utcnow()):
+        _release(order, "expired", "lapsed")
+    if order.status in order_states.LAPSED or order.status == "paid":
         # Its reservation no longer holds: the tonnes may have been sold to someone else.
-        if lapsed:
-            _release(order, "expired")
         if not _reserve_again(session, order):
-            order.status = "paid"
+            if order.status != "paid":
+                transition(order, "paid", "paid_unfulfillable")
             order.failure = "paid after the reservation lapsed and the tonnes were sold: refund due"
             return order.failure
+        if order.status in order_states.LAPSED:
+            event = "paid_after_lapse"
     inventory = inventory_account(session)
     for reservation in order.reservations:
         if reservation.state != "active":
@@ -307,10 +317,14 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
             )
             reservation.retire_seq = retired.seq
         reservation.state = "consumed"
-    order.status = "fulfilled"
+    transition(order, "fulfilled", event)
     order.failure = None
     order.fulfilled_at = utcnow()
     session.flush()
+    events.record(session, events.OrderFulfilled(order.id))
+    for reservation in order.reservations:
+        if reservation.retire_seq is not None:
+            events.record(session, events.RetirementCreated(reservation.retire_seq))
     return f"fulfilled: {order.quantity} t {'retired' if order.action == 'retire' else 'held'}"
 
 
@@ -327,11 +341,14 @@ def _reserve_again(session: Session, order: Order) -> bool:
     return True
 
 
-def _release(order: Order, status: str) -> None:
+def _release(order: Order, status: str, event: str) -> None:
     for reservation in order.reservations:
         if reservation.state == "active":
             reservation.state = "released"
-    order.status = status
+    transition(order, status, event)
+
+
+RELEASE_EVENTS = {"expired": "checkout_expired", "failed": "payment_failed"}
 
 
 def release(session: Session, reference: str, status: str) -> str:
@@ -342,33 +359,40 @@ def release(session: Session, reference: str, status: str) -> str:
     order = locked_order(session, reference)
     if order is None:
         return "no such order: ignored"
-    if order.status not in ("pending", "awaiting_payment"):
+    if order.status not in order_states.OPEN:
         return f"order is {order.status}: not released"
-    _release(order, status)
+    _release(order, status, RELEASE_EVENTS[status])
     session.flush()
     return f"{status}: reservation released"
 
 
 def cancel_by_buyer(session: Session, order: Order) -> None:
-    if order.status in ("pending", "awaiting_payment"):
-        _release(order, "cancelled")
+    if order.status in order_states.OPEN:
+        _release(order, "cancelled", "cancelled_by_buyer")
 
 
-def refund(session: Session, reference: str) -> str:
-    """Return a held order's credits to inventory through the ledger.
-
-    Refused for retired credits (a retirement is final) and for credits the buyer has since
-    moved or retired."""
+def request_refund(session: Session, reference: str) -> Order:
+    """First half of a refund, in the caller's transaction: check the order may be refunded,
+    give held credits back to the inventory through the ledger, and mark it
+    ``refund_pending``. The caller commits, then asks the payment provider (no lock is held
+    during that call), then records the outcome with :func:`complete_refund` or
+    :func:`refund_failed`. Refused for retired credits (a retirement is final) and for credits
+    the buyer has since moved or retired."""
     order = locked_order(session, reference)
     if order is None:
         raise RefundError("No such order.")
-    if order.status != "fulfilled":
-        raise RefundError(f"Only a fulfilled order can be refunded; this one is {order.status}.")
-    if order.action == "retire":
+    if order.status == "refund_pending":
+        return order  # asked again after a failure: try the provider again
+    if order.status not in ("fulfilled", "paid"):
+        raise RefundError(f"Only a fulfilled or paid order can be refunded; this one is "
+                          f"{order.status}.")
+    if order.status == "fulfilled" and order.action == "retire":
         raise RefundError("These credits were retired on the buyer's behalf. A retirement is "
                           "final and cannot be undone, so this order cannot be refunded.")
     inventory = inventory_account(session)
     for reservation in order.reservations:
+        if reservation.transfer_seq is None:
+            continue  # paid but never delivered: only the money goes back
         blocks = list(session.scalars(
             select(Block).where(Block.created_by == reservation.transfer_seq,
                                 Block.account_id == order.ledger_account_id)
@@ -380,10 +404,33 @@ def refund(session: Session, reference: str) -> str:
                                    to_account=inventory.id, quantity=reservation.quantity,
                                    block_ids=[b.id for b in blocks])
         reservation.refund_seq = back.seq
-    order.status = "refunded"
+    transition(order, "refund_pending", "refund_requested")
+    order.failure = None
+    session.flush()
+    return order
+
+
+def complete_refund(session: Session, reference: str) -> str:
+    """The payment provider refunded the money: the order is ``refunded``."""
+    order = locked_order(session, reference)
+    if order is None:
+        raise RefundError("No such order.")
+    if order.status == "refunded":
+        return "already refunded"
+    transition(order, "refunded", "refund_completed")
+    order.failure = None
     order.refunded_at = utcnow()
     session.flush()
     return f"refunded: {order.quantity} t returned to inventory"
+
+
+def refund_failed(session: Session, reference: str, error: str) -> None:
+    """The provider refused or could not be reached: the order stays ``refund_pending`` with
+    the error, for the operator to see and retry."""
+    order = locked_order(session, reference)
+    if order is not None and order.status == "refund_pending":
+        order.failure = f"refund not made: {error}"[:300]
+        session.flush()
 
 
 def expire_lapsed(session: Session, now: dt.datetime | None = None) -> int:
@@ -394,6 +441,6 @@ def expire_lapsed(session: Session, now: dt.datetime | None = None) -> int:
                             Order.expires_at <= now - GRACE)
     ))
     for order in lapsed:
-        _release(order, "expired")
+        _release(order, "expired", "lapsed")
     session.flush()
     return len(lapsed)

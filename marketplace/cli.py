@@ -29,7 +29,7 @@ from ledger.schema import Project
 from ledger import origin as ledger_origin
 from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATION_TYPES, Labels
 
-from . import demo, migrate, origin, signing
+from . import demo, events, migrate, modes, origin, signing
 from .database import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -138,22 +138,26 @@ def export(directory: Path) -> None:
 
 @ledger_cli.command("keygen")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="where to write the key pair (default: instance/keys)")
-@click.option("--if-missing", is_flag=True, help="do nothing if the configured key exists")
+              help="where to write the key pairs (default: instance/keys)")
+@click.option("--if-missing", is_flag=True, help="make only the keys that are missing")
 @clear_errors
 def keygen(directory: Path | None, if_missing: bool) -> None:
-    """Create an Ed25519 key pair for signing checkpoints (for development)."""
+    """Create the Ed25519 key pairs that sign checkpoints (for development): one for the live
+    ledger, one for the test-mode ledger."""
     app = current_app
-    configured = Path(app.config.get("CHECKPOINT_KEY") or signing.default_key_path(app))
-    if if_missing and configured.exists():
-        click.echo(f"checkpoint key present: {configured}")
-        return
-    target = directory or signing.default_key_path(app).parent
-    target.mkdir(parents=True, exist_ok=True)
-    key_path, pub_path = write_keypair(target, app.config["LEDGER_ORIGIN"])
-    click.echo(f"signer key {key_path} (keep it secret), verifier key {pub_path}")
-    if key_path != configured:
-        click.echo(f"set CARBON_CHECKPOINT_KEY={key_path} to use it")
+    for mode, setting in ((modes.LIVE, "CARBON_CHECKPOINT_KEY"),
+                          (modes.TEST, "CARBON_TEST_CHECKPOINT_KEY")):
+        configured = signing.key_path(app, mode)
+        if if_missing and configured.exists():
+            click.echo(f"{mode} checkpoint key present: {configured}")
+            continue
+        target = directory or signing.default_key_path(app, mode).parent
+        target.mkdir(parents=True, exist_ok=True)
+        key_path, pub_path = write_keypair(target, signing.ledger_origin(app, mode))
+        prefix = "" if mode == modes.LIVE else "test ledger: "
+        click.echo(f"{prefix}signer key {key_path} (keep it secret), verifier key {pub_path}")
+        if key_path != configured:
+            click.echo(f"set {setting}={key_path} to use it")
 
 
 @ledger_cli.command("checkpoint")
@@ -289,6 +293,7 @@ def retire(account: str, quantity: int, beneficiary: str, purpose: str, note: st
             period_start=start, period_end=end, batch_id=batch_id,
             project_id=_project(session, project_ref).id if project_ref else None,
         )
+        events.record(session, events.RetirementCreated(receipt.seq))
     click.echo(f"seq {receipt.seq}: retired {quantity:,} t ({receipt.hash[:16]})")
 
 
@@ -431,7 +436,7 @@ def origin_reconcile(registry: str, file: Path) -> None:
             lines, conflict = origin.summary_lines(session)
     except origin.OriginFileError as exc:
         raise _BadFile(f"{file.name}: {exc}") from None
-    plan = result.plan
+
     click.echo(origin.import_summary(result))
     for line in lines:
         click.echo(line)
@@ -520,6 +525,20 @@ def demo_load() -> None:
         added = demo.load(session)
     click.echo(f"demo data: {added['batches']} batches, {added['entries']} entries and "
                f"{added['listings']} listings added")
+    _seed_test_mode()
+
+
+def _seed_test_mode() -> None:
+    from . import testmode
+    from .database import ModeUnavailable
+
+    try:
+        added = testmode.seed_from_live()
+    except ModeUnavailable:
+        click.echo("test mode: not available on an in-memory database")
+        return
+    click.echo(f"test mode: {added['projects']} projects, {added['batches']} batches of "
+               f"{testmode.TONNES_PER_BATCH:,} t and {added['listings']} listings added")
 
 
 users_cli = Commands("users", help="Manage user accounts.")

@@ -1,20 +1,27 @@
-"""The database extension: one engine per app, one session per request or command.
+"""The database extension: one engine per mode per app, one session per mode per request or
+command.
 
 Views and commands own the transaction (``with db.session.begin(): ...``); ledger and service
-code only flush. Tests bind the app to a connection inside a transaction that is rolled back.
+code only flush. ``db.session`` is the session of the current mode (``marketplace.modes``): live
+unless the request runs in test mode (a test-mode API key, a page of the test registry), set
+with :meth:`Database.use`.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, g
-from sqlalchemy import Connection, Engine
+from flask import Flask, current_app, g, has_app_context
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.session import SessionTransactionOrigin
 
 from ledger.db import make_engine
+
+from . import modes
 
 
 class WebSession(Session):
@@ -35,36 +42,94 @@ class WebSession(Session):
         return super().begin(nested=nested)
 
 
+class ModeUnavailable(RuntimeError):
+    """Test mode needs a database file or a PostgreSQL schema; this database has neither."""
+
+
 class Database:
     def __init__(self) -> None:
         self.engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
     def init_app(self, app: Flask) -> None:
-        bind: Engine | Connection | None = app.config.get("DATABASE_BIND")
-        if bind is None:
-            bind = make_engine(app.config["DATABASE_URL"])
-            self.engines.add(bind)
-            app.extensions["selva_engine"] = bind
-            options: dict[str, Any] = {}
+        url = app.config["DATABASE_URL"]
+        live = make_engine(url)
+        self.engines.add(live)
+        app.extensions["selva_engine"] = live
+        factories = {modes.LIVE: sessionmaker(bind=live, class_=WebSession,
+                                              expire_on_commit=False, autobegin=True)}
+        try:
+            test = modes.make_test_engine(url, app.config["TEST_SCHEMA"])
+        except ValueError:
+            pass  # an in-memory database: live mode only
         else:
-            options = {"join_transaction_mode": "create_savepoint"}
-        app.extensions["selva_db"] = sessionmaker(bind=bind, class_=WebSession,
-                                                  expire_on_commit=False, autobegin=True,
-                                                  **options)
+            self.engines.add(test)
+            app.extensions["selva_test_engine"] = test
+            factories[modes.TEST] = sessionmaker(bind=test, class_=WebSession,
+                                                 expire_on_commit=False, autobegin=True)
+        app.extensions["selva_db"] = factories[modes.LIVE]
+        app.extensions["selva_sessions"] = factories
         app.teardown_appcontext(self._close)
+
+    # -- modes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def mode() -> str:
+        """The current mode: ``live`` unless :meth:`use` said otherwise."""
+        if not has_app_context():
+            return modes.LIVE
+        return str(g.get("_selva_mode", modes.LIVE))
+
+    @contextmanager
+    def use(self, mode: str) -> Iterator[None]:
+        """Run the block in ``mode``: ``db.session`` is that mode's session."""
+        if mode not in modes.MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        previous = g.get("_selva_mode", modes.LIVE)
+        g._selva_mode = mode
+        try:
+            yield
+        finally:
+            g._selva_mode = previous
+
+    @property
+    def livemode(self) -> bool:
+        """What the API calls ``livemode``: whether this runs on the live data."""
+        return self.mode() == modes.LIVE
+
+    def set_mode(self, mode: str) -> None:
+        """The rest of this request runs in ``mode`` (set once, by the request's entry point)."""
+        if mode not in modes.MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        g._selva_mode = mode
+
+    # -- sessions -----------------------------------------------------------------------------
 
     @property
     def session(self) -> Session:
-        session: Session | None = g.get("_selva_session")
+        return self.session_for(self.mode())
+
+    def session_for(self, mode: str) -> Session:
+        sessions: dict[str, Session] = g.setdefault("_selva_sessions", {})
+        session = sessions.get(mode)
         if session is None:
-            session = current_app.extensions["selva_db"]()
-            g._selva_session = session
+            session = sessions[mode] = self._factory(mode)()
         return session
 
-    def new_session(self) -> Session:
+    def new_session(self, mode: str | None = None) -> Session:
         """A session of its own (threads, background work); the caller closes it."""
-        factory: sessionmaker[Session] = current_app.extensions["selva_db"]
-        return factory()
+        return self._factory(mode or self.mode())()
+
+    @staticmethod
+    def _factory(mode: str) -> sessionmaker[Session]:
+        factories: dict[str, sessionmaker[Session]] = current_app.extensions["selva_sessions"]
+        if mode not in factories:
+            raise ModeUnavailable("test mode needs a database file or PostgreSQL")
+        return factories[mode]
+
+    def engine(self, mode: str = modes.LIVE, app: Flask | None = None) -> Engine:
+        extensions = (app or current_app).extensions
+        engine: Engine = extensions["selva_engine" if mode == modes.LIVE else "selva_test_engine"]
+        return engine
 
     def dispose_all(self) -> None:
         """Close every pooled connection of the apps' engines (tests, forked workers)."""
@@ -73,9 +138,15 @@ class Database:
 
     @staticmethod
     def _close(_exc: BaseException | None) -> None:
-        session: Session | None = g.pop("_selva_session", None)
-        if session is not None:
+        sessions: dict[str, Session] = g.pop("_selva_sessions", {})
+        for session in sessions.values():
             session.close()
 
 
 db = Database()
+
+
+def all_modes() -> tuple[str, ...]:
+    """The modes this app has data for (both, unless the database is in memory)."""
+    factories: dict[str, Any] = current_app.extensions["selva_sessions"]
+    return tuple(mode for mode in modes.MODES if mode in factories)

@@ -1,8 +1,9 @@
 """The operator's back office: register projects, issue batches into the inventory, list and
 price them.
 
-Every route needs a logged-in operator (anyone else logged in gets 403; anonymous visitors
-go to the login page). Each form's work runs in one transaction, so a refused operation writes
+Every route needs a logged-in operator; auditors may open the pages (stock, orders, refunds
+due) and change nothing (``marketplace.access``). Anyone else logged in gets 403; anonymous
+visitors go to the login page. Each form's work runs in one transaction, so a refused operation writes
 nothing, and a ledger error comes back as a message beside the form, never a 500.
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -56,7 +56,7 @@ from ledger.queries import BatchTotals
 from ledger.rules import MAX_SERIAL
 from ledger.schema import Account, Batch, Project
 
-from . import checkout, demo, formatting
+from . import access, checkout, demo, formatting
 from .catalogue import for_sale_now
 from .database import db
 from .models import Listing, Order, User
@@ -69,13 +69,15 @@ MAX_INT = 2_147_483_647
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+REFUND_STATES = ("paid", "refund_pending")
+"""Orders whose money must go back: paid but not fulfillable (refund due), or a refund the
+payment provider has not made yet."""
+
+
 @bp.before_request
-def operators_only() -> Response | None:
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined,no-any-return]
-    if getattr(current_user, "role", None) != "operator":
-        abort(403, description="This page is for the marketplace's operators.")
-    return None
+def staff_only() -> Response | None:
+    """Operators do everything here; auditors see the pages and change nothing."""
+    return access.require_staff()
 
 
 # -- forms -------------------------------------------------------------------------------------
@@ -308,9 +310,15 @@ def dashboard() -> str:
             select(Order, User.email).join(User, User.id == Order.user_id)
             .order_by(Order.created_at.desc(), Order.id.desc()).limit(25)
         ).all()
+        refunds = session.execute(
+            select(Order, User.email).join(User, User.id == Order.user_id)
+            .where(Order.status.in_(REFUND_STATES))
+            .order_by(Order.created_at, Order.id).limit(200)
+        ).all()
         return render_template(
             "operator/dashboard.html", projects=projects, listings=listings, batches=batches,
             totals=totals, empty=BatchTotals(), for_sale=for_sale, orders=orders,
+            refunds=refunds, can_act=access.is_operator(current_user),
         )
 
 
@@ -476,24 +484,19 @@ def set_status(listing_id: int) -> Response:
 
 @bp.post("/orders/<reference>/refund")
 def refund_order(reference: str) -> Response:
-    """Refund a held order: its credits return to inventory through the ledger and the payment
-    goes back through the gateway, in one transaction (a refused refund undoes the ledger side).
-    A retired order cannot be refunded; the message says why."""
-    from .payments import gateway
+    """Refund an order: held credits return to inventory through the ledger and the order waits
+    as ``refund_pending`` while the payment provider is asked (``marketplace.refunds``). A
+    retired order cannot be refunded; the message says why."""
+    from . import refunds
 
     try:
-        with db.session.begin():
-            outcome = checkout.refund(db.session, reference)
-            order = checkout.locked_order(db.session, reference)
-            assert order is not None
-            if not (order.payment_reference or "").startswith("invoice:"):
-                gateway().refund(order)  # an invoice is credited outside the payment provider
+        outcome = refunds.refund_order(reference)
     except checkout.RefundError as exc:
         flash(f"Order {reference} was not refunded. {exc}", "error")
-    except Exception:
-        current_app.logger.exception("refund of %s failed at the payment provider", reference)
-        flash(f"Order {reference} was not refunded: the payment provider refused or did not "
-              "answer. Nothing changed; try again later.", "error")
+    except refunds.RefundPending as exc:
+        flash(f"Order {reference} is waiting for its refund: the payment provider did not make "
+              f"it ({exc}). Its credits are back in the inventory; try the refund again.",
+              "error")
     else:
         flash(f"Order {reference} {outcome}.", "success")
     return redirect(url_for("operator.dashboard"))

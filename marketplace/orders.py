@@ -7,7 +7,7 @@ import datetime as dt
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Select, select
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -18,23 +18,18 @@ from ledger.errors import LedgerError
 from ledger.rules import PURPOSES
 from ledger.schema import Batch, Block, Entry
 
-from . import checkout
+from . import access, checkout, events
+from .accounts import account_id_of
 from .database import db
 from .formatting import COUNTRY_CHOICES
-from .models import Membership, Order, Organisation
+from .models import Order, Organisation
 
 bp = Blueprint("orders", __name__)
 
 
-def _visible_orders():  # type: ignore[no-untyped-def]
-    """The user's and their organisations' orders, less API quotes never turned into orders."""
-    from .models.api import ApiQuote
-
-    orgs = select(Membership.organisation_id).where(Membership.user_id == current_user.id)
-    unordered_quote = exists(select(ApiQuote.id).where(ApiQuote.order_id == Order.id,
-                                                       ApiQuote.ordered_at.is_(None)))
-    return select(Order).where(or_(Order.user_id == current_user.id,
-                                   Order.organisation_id.in_(orgs)), ~unordered_quote)
+def _visible_orders() -> Select[tuple[Order]]:
+    """The user's and their organisations' orders."""
+    return access.visible_orders(user_id=current_user.id)
 
 
 def _order(reference: str) -> Order:
@@ -118,11 +113,14 @@ class RetireForm(FlaskForm):
 def _holders() -> list[tuple[str, str, int, bool]]:
     """(key, label, ledger account id, may retire) for the user and each organisation."""
     holders = []
-    if current_user.ledger_account_id is not None:
-        holders.append(("self", f"You ({current_user.name})", current_user.ledger_account_id, True))
+    mine = account_id_of(db.session, current_user)
+    if mine is not None:
+        holders.append(("self", f"You ({current_user.name})", mine, True))
     for membership in current_user.memberships:
         org: Organisation = membership.organisation
-        holders.append((f"org:{org.id}", org.name, org.ledger_account_id, membership.role == "admin"))
+        account = account_id_of(db.session, org)
+        if account is not None:
+            holders.append((f"org:{org.id}", org.name, account, membership.role == "admin"))
     return holders
 
 
@@ -158,6 +156,7 @@ def holdings() -> str | Response:
                     period_start=form.period_start.data, period_end=form.period_end.data,
                     batch_id=int(form.batch_id.data),
                 )
+                events.record(db.session, events.RetirementCreated(receipt.seq))
         except LedgerError as exc:
             form.form_errors.append(str(exc))
         else:

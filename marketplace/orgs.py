@@ -12,8 +12,10 @@ from wtforms import EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length
 
-from ledger import operations, queries
+from ledger import queries
 
+from . import access
+from .accounts import account_id_of
 from .database import db
 from .models import Membership, Organisation, User
 
@@ -33,28 +35,23 @@ class RemoveForm(FlaskForm):
     pass
 
 
-def _membership(org_id: int) -> Membership:
-    """The current user's membership of the organisation, or 404 (not 403: others' objects
-    are not even acknowledged)."""
-    membership = db.session.scalars(
-        select(Membership).where(Membership.organisation_id == org_id,
-                                 Membership.user_id == current_user.id)
-    ).one_or_none()
-    if membership is None:
-        abort(404)
-    return membership
+def _membership(org_id: int, role: str | None = None) -> Membership:
+    """The current user's membership of the organisation (``marketplace.access``)."""
+    return access.membership(db.session, current_user.id, org_id, role)
+
+
+def _holdings(org: Organisation) -> list[queries.Holding]:
+    account = account_id_of(db.session, org)
+    return queries.holdings(db.session, account) if account is not None else []
 
 
 def create_organisation(name: str, admin: User) -> Organisation:
-    """A new organisation with its own ledger account, ``admin`` its first admin."""
-    import secrets
-
+    """A new organisation, ``admin`` its first admin. Its ledger account (one in each mode's
+    ledger, ``org:<id>``) opens when it first holds credits (``accounts.account_of``)."""
     session = db.session
-    account = operations.open_account(session, f"org:new:{secrets.token_hex(8)}", "organisation")
-    org = Organisation(name=name.strip(), ledger_account_id=account.id)
+    org = Organisation(name=name.strip())
     session.add(org)
     session.flush()
-    account.name = f"org:{org.id}"
     session.add(Membership(user_id=admin.id, organisation_id=org.id, role="admin"))
     session.flush()
     return org
@@ -79,12 +76,10 @@ def index() -> str | Response:
 def show(org_id: int) -> str | Response:
     form = MemberForm()
     with db.session.begin():
-        mine = _membership(org_id)
-        is_admin = mine.role == "admin"
+        _membership(org_id)
     if form.validate_on_submit():
-        if not is_admin:
-            abort(403)
         with db.session.begin():
+            _membership(org_id, "admin")
             user = db.session.scalars(
                 select(User).where(User.email == form.email.data.strip().lower())
             ).one_or_none()
@@ -104,7 +99,7 @@ def show(org_id: int) -> str | Response:
         org = mine.organisation
         return render_template("orgs/show.html", org=org, mine=mine, form=form,
                                remove_form=RemoveForm(),
-                               holdings=queries.holdings(db.session, org.ledger_account_id))
+                               holdings=_holdings(org))
 
 
 @bp.post("/<int:org_id>/members/<int:member_id>/remove")
@@ -114,9 +109,7 @@ def remove(org_id: int, member_id: int) -> Response:
     if not form.validate_on_submit():
         abort(400)
     with db.session.begin():
-        mine = _membership(org_id)
-        if mine.role != "admin":
-            abort(403)
+        _membership(org_id, "admin")
         target = db.session.get(Membership, member_id)
         if target is None or target.organisation_id != org_id:
             abort(404)

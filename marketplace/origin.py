@@ -28,7 +28,7 @@ from ledger.rules import MAX_TEXT, intersect
 from ledger.schema import Batch, OriginRecord
 from ledger.serials import VerraSerial, parse_serial
 
-from . import formatting
+from . import events, formatting
 
 VERRA_HEADER = (
     "Issuance Date", "Sustainable Development Goals", "Vintage Start", "Vintage End", "ID",
@@ -296,7 +296,6 @@ def apply(session: Session, pieces: Sequence[Piece], registry: str = "verra") ->
     checkout and fulfilment take, so that a freeze and a sale never cross. Emits
     ``retirement.covered_at_origin`` for every retirement this covers."""
     from . import checkout
-    from .api import webhooks
     from .models import Listing
 
     result = ImportResult(ImportPlan(pieces=list(pieces)))
@@ -321,7 +320,8 @@ def apply(session: Session, pieces: Sequence[Piece], registry: str = "verra") ->
     for seq in affected:
         if before[seq].status != "covered" and after[seq].status == "covered":
             result.newly_covered.append(seq)
-    webhooks.emit_covered_at_origin(session, result.newly_covered)
+    for seq in result.newly_covered:
+        events.record(session, events.RetirementCoveredAtOrigin(seq))
     return result
 
 

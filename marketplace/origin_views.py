@@ -12,7 +12,6 @@ import datetime as dt
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
@@ -34,7 +33,7 @@ from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATI
 from ledger.rules import MAX_SERIAL
 from ledger.schema import Batch
 
-from . import origin
+from . import access, origin
 from .database import db
 
 bp = Blueprint("origin_ops", __name__, url_prefix="/operator")
@@ -44,16 +43,8 @@ MAX_ID = 2**31 - 1
 
 @bp.before_request
 def staff_only() -> Response | None:
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined,no-any-return]
-    if not getattr(current_user, "is_auditor", False):
-        abort(403, description="This page is for the registry's operators and auditors.")
-    return None
-
-
-def _operator_only() -> None:
-    if not current_user.is_operator:
-        abort(403, description="Auditors can see this page but not change anything.")
+    """Operators do everything here; auditors see the reconciliation and change nothing."""
+    return access.require_staff()
 
 
 class UploadForm(FlaskForm):
@@ -121,7 +112,6 @@ def _render(**extra: Any) -> str:
 
 @bp.post("/origin/import")
 def import_file() -> str | Response:
-    _operator_only()
     form = UploadForm()
     session = db.session
     error = None
@@ -153,8 +143,6 @@ def record() -> str | Response:
     with session.begin():
         form.batch_id.choices = _batch_choices()
     error = None
-    if form.is_submitted():
-        _operator_only()
     if form.validate_on_submit():
         if form.first.data > form.last.data:
             form.last.errors = [*form.last.errors, "The last serial comes before the first."]
@@ -199,8 +187,6 @@ def labels(batch_id: int) -> str | Response:
         **current.to_data(), "ccp_since": current.ccp_since, "corsia": current.corsia or "",
         "mitigation": current.mitigation or "", "effective": dt.date.today()})
     error = None
-    if form.is_submitted():
-        _operator_only()
     if form.validate_on_submit():
         try:
             new = Labels(ccp=bool(form.ccp.data), ccp_since=form.ccp_since.data if form.ccp.data

@@ -56,8 +56,9 @@ from ledger.serials import parse_serial
 
 from ledger import origin as ledger_origin
 
-from . import certificates, formatting, signing
+from . import access, certificates, formatting, modes, signing
 from . import origin as origin_service
+from .urls import registry_blueprint
 from .database import db
 from .extensions import limiter
 
@@ -81,9 +82,22 @@ STATE_LABELS = {"tradable": "tradable", "retired": "retired", "cancelled": "canc
 
 
 def register(app: Flask) -> None:
-    """Register the registry's blueprint."""
+    """Register the registry's blueprint twice: the live registry, and the test-mode ledger's
+    under ``/test`` (``/test/registry/...``, ``/test/ledger/...``): the same pages and proofs,
+    on the test data, so integrators can verify test retirements end to end."""
     formatting.register(app)
     app.register_blueprint(bp)
+    app.register_blueprint(bp, url_prefix="/test", name="test_registry")
+
+    @app.context_processor
+    def _registry_blueprint() -> dict[str, Any]:
+        return {"reg": registry_blueprint(), "test_mode": db.mode() == modes.TEST}
+
+
+@bp.before_request
+def _mode() -> None:
+    if request.blueprint == "test_registry":
+        db.set_mode(modes.TEST)
 
 
 def _b64(raw: bytes) -> str:
@@ -483,8 +497,8 @@ def qr_data_uri(text: str) -> str:
 
 def render_certificate_print(cert: dict[str, Any]) -> str:
     """The HTML the PDF is made from (self-contained: inline styles, the QR as a data URI)."""
-    page = cert.get("links", {}).get("page") or url_for("registry.certificate", seq=cert["seq"],
-                                                        _external=True)
+    page = cert.get("links", {}).get("page") or url_for(
+        f"{registry_blueprint()}.certificate", seq=cert["seq"], _external=True)
     return render_template("registry/certificate_print.html", cert=cert, show=_display(cert),
                            page_url=page, qr=qr_data_uri(page))
 
@@ -516,7 +530,7 @@ def certificate_pdf(seq: int) -> Response:
 @login_required
 def erase(seq: int) -> WerkzeugResponse:
     """Erase a beneficiary's name on their request (operators only). The chain stays valid."""
-    if not current_user.is_operator:
+    if not access.is_operator(current_user):
         abort(403, description="Only an operator can withhold a beneficiary's name.")
     with db.session.begin():
         try:
@@ -529,7 +543,7 @@ def erase(seq: int) -> WerkzeugResponse:
               "was withheld, and the ledger still verifies.", "success")
     else:
         flash("The beneficiary's name was already withheld.", "info")
-    return redirect(url_for("registry.certificate", seq=seq))
+    return redirect(url_for(f"{registry_blueprint()}.certificate", seq=seq))
 
 
 # -- the raw ledger, for auditors ----------------------------------------------------------

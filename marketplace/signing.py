@@ -1,4 +1,10 @@
-"""The operator's checkpoint key and the journal's published checkpoints."""
+"""The operator's checkpoint keys and the journals' published checkpoints.
+
+Each mode's ledger has its own key and origin: the live one ``CARBON_CHECKPOINT_KEY`` and
+``CARBON_LEDGER_ORIGIN`` (``selva.example/ledger``), the test ledger
+``CARBON_TEST_CHECKPOINT_KEY`` and the same origin with ``test-ledger`` for its last part
+(``selva.example/test-ledger``), so that a test checkpoint can never pass for a live one.
+"""
 
 from __future__ import annotations
 
@@ -21,13 +27,37 @@ def key_stem(origin: str) -> str:
     return origin.replace("/", "_")
 
 
-def default_key_path(app: Flask) -> Path:
-    return Path(app.instance_path) / "keys" / f"{key_stem(app.config['LEDGER_ORIGIN'])}.key"
+def ledger_origin(app: Flask | None = None, mode: str | None = None) -> str:
+    """The origin line of ``mode``'s checkpoints (default: the current mode)."""
+    from .database import db
+    from .modes import LIVE
+
+    app = app or current_app
+    live = str(app.config["LEDGER_ORIGIN"])
+    if (mode or db.mode()) == LIVE:
+        return live
+    base, _, _ = live.rpartition("/")
+    return f"{base}/test-ledger" if base else "test-ledger"
+
+
+def default_key_path(app: Flask, mode: str | None = None) -> Path:
+    return Path(app.instance_path) / "keys" / f"{key_stem(ledger_origin(app, mode))}.key"
+
+
+def key_path(app: Flask | None = None, mode: str | None = None) -> Path:
+    """Where ``mode``'s signer key is (CARBON_CHECKPOINT_KEY / CARBON_TEST_CHECKPOINT_KEY)."""
+    from .database import db
+    from .modes import LIVE
+
+    app = app or current_app
+    setting = "CHECKPOINT_KEY" if (mode or db.mode()) == LIVE else "TEST_CHECKPOINT_KEY"
+    return Path(app.config.get(setting) or default_key_path(app, mode))
 
 
 def signer_key() -> str:
-    """The operator's signer key, from CARBON_CHECKPOINT_KEY (a file path)."""
-    path = Path(current_app.config.get("CHECKPOINT_KEY") or default_key_path(current_app))
+    """The current mode's signer key (a file path in CARBON_CHECKPOINT_KEY, or
+    CARBON_TEST_CHECKPOINT_KEY in test mode)."""
+    path = key_path()
     if not path.exists():
         raise SigningKeyMissing(f"no checkpoint signing key at {path}: run "
                                 "'flask --app wsgi ledger keygen' or set CARBON_CHECKPOINT_KEY")
@@ -46,7 +76,7 @@ def current_checkpoint(session: Session) -> SignedCheckpoint:
     latest = tree.latest_checkpoint(session)
     if latest is not None and latest.size == tree.size(session):
         return latest
-    return tree.sign_checkpoint(session, signer_key(), current_app.config["LEDGER_ORIGIN"])
+    return tree.sign_checkpoint(session, signer_key(), ledger_origin())
 
 
 def export_bundle(directory: Path) -> dict[str, object]:

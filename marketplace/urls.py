@@ -16,6 +16,15 @@ def site_url() -> str:
     return str(current_app.config.get("SITE_URL") or DEVELOPMENT_SITE).rstrip("/")
 
 
+def registry_blueprint() -> str:
+    """The registry's blueprint for the current mode: the live registry, or the test ledger's
+    (the same pages under ``/test``)."""
+    from .database import db
+    from .modes import LIVE
+
+    return "registry" if db.mode() == LIVE else "test_registry"
+
+
 def external_url(endpoint: str, **values: Any) -> str:
     """``url_for(endpoint, _external=True)``; outside a request, on the configured site."""
     if has_request_context():

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ledger.db import make_engine
 from marketplace.migrate import upgrade
+from marketplace.modes import test_sqlite_path
 
 ADMIN_URL = os.environ.get("CARBON_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("CARBON_REQUIRE_POSTGRES") == "1"
@@ -76,6 +77,9 @@ class Databases:
         if backend == "sqlite":
             path = self.tmp / f"fresh_{uuid.uuid4().hex[:8]}.db"
             shutil.copy(template.removeprefix("sqlite:///"), path)
+            # test mode's data lives in a second file beside the main one (marketplace.modes)
+            shutil.copy(test_sqlite_path(template).removeprefix("sqlite:///"),
+                        test_sqlite_path(f"sqlite:///{path}").removeprefix("sqlite:///"))
             return f"sqlite:///{path}"
         name = f"selva_fresh_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         template_name = template.rpartition("/")[2]

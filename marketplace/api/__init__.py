@@ -29,7 +29,7 @@ def register(app: Flask) -> None:
     if "api" in app.blueprints:
         return
     from ..extensions import csrf
-    from . import admin, cli, developers, problems, views, webhooks
+    from . import admin, cli, developers, problems, views
 
     for name, value in DEFAULTS.items():
         app.config.setdefault(name, value)
@@ -38,5 +38,5 @@ def register(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(developers.bp)
     problems.register(app)
-    webhooks.install()
+
     cli.register(app)

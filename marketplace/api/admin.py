@@ -21,8 +21,9 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ledger.schema import utcnow
 
+from .. import access
 from ..database import db
-from ..models import Membership, Organisation
+from ..models import Organisation
 from ..models.api import (
     EVENT_TYPES,
     ApiKey,
@@ -36,7 +37,7 @@ from . import keys, webhooks
 
 bp = Blueprint("api_admin", __name__, url_prefix="/organisations")
 
-MODES = [SelectChoice("test", "Test mode (sk_test_…): sandbox, nothing real happens"),
+MODES = [SelectChoice("test", "Test mode (sk_test_…): the test ledger, nothing real happens"),
          SelectChoice("live", "Live mode (sk_live_…): real orders and retirements")]
 
 
@@ -67,15 +68,8 @@ class ConfirmForm(FlaskForm):
 
 
 def _admin_of(org_id: int) -> Organisation:
-    membership = db.session.scalars(select(Membership).where(
-        Membership.organisation_id == org_id, Membership.user_id == current_user.id)
-    ).one_or_none()
-    if membership is None:
-        abort(404)
-    if membership.role != "admin":
-        abort(403, description="Only the organisation's admins manage its API keys and "
-                               "webhooks.")
-    return membership.organisation
+    """The organisation, if the current user is one of its admins (404 for non-members)."""
+    return access.membership(db.session, current_user.id, org_id, "admin").organisation
 
 
 def _no_store(page: str, status: int = 200) -> Response:

@@ -26,7 +26,8 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import checkout
+from .. import checkout, payments
+from ..order_states import transition
 from ..database import db
 from ..models import Order
 from ..models.api import ApiOrder, SavedPaymentMethod
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 def charge_saved_method(order: Order) -> None:
     """Charge a pending API order; outside any transaction. Raises a 402 or 502 problem (the
     order is then released as failed) when the payment is refused or cannot be made."""
-    gateway = current_app.config["PAYMENT_GATEWAY"]
+    gateway = payments.gateway_name()
     if gateway == "demo":
         from ..payments.demo import send_event
 
@@ -81,7 +82,7 @@ def charge_saved_method(order: Order) -> None:
         if fresh is not None:
             fresh.payment_reference = intent_id
             if fresh.status == "pending":
-                fresh.status = "awaiting_payment"
+                transition(fresh, "awaiting_payment", "checkout_started")
 
 
 def _fail(reference: str, why: str) -> None:
@@ -102,7 +103,7 @@ def _payment_intent(order: Order, customer: str, payment_method: str) -> str:
             {"amount": order.total_minor, "currency": order.currency.lower(),
              "customer": customer, "payment_method": payment_method, "off_session": True,
              "confirm": True, "description": f"Selva order {order.reference}",
-             "metadata": {"order": order.reference, "source": "api"}},
+             "metadata": {"order": order.reference, "source": "api", "mode": db.mode()}},
             {"idempotency_key": f"api-charge-{order.reference}"},
         )
     finally:

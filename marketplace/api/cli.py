@@ -107,6 +107,21 @@ def deliver_webhooks(watch: float | None, limit: int) -> None:
         time.sleep(watch)
 
 
+@api_cli.command("seed-test-mode")
+def seed_test_mode() -> None:
+    """Give test mode something to sell: each live listing's project as a test project with
+    native test batches (serials ``SLV-<batch>-TEST-...``). Twice adds nothing."""
+    from ..database import ModeUnavailable
+    from .. import testmode
+
+    try:
+        added = testmode.seed_from_live()
+    except ModeUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"test mode: {added['projects']} projects, {added['batches']} batches of "
+               f"{testmode.TONNES_PER_BATCH:,} t and {added['listings']} listings added")
+
+
 @api_cli.command("invoice-paid")
 @click.argument("reference")
 @clear_errors

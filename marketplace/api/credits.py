@@ -1,5 +1,5 @@
-"""Live holdings and retirements of an organisation, read from and written to the ledger
-(``ledger.queries``, ``ledger.operations``), as the holdings page does."""
+"""Holdings and retirements of an organisation, read from and written to the ledger of the
+caller's mode (``ledger.queries``, ``ledger.operations``), as the holdings page does."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from ledger.schema import Batch, Beneficiary, Block, Entry, Project
 
 from ledger import origin as ledger_origin
 
-from .. import certificates, origin
+from .. import certificates, events, origin
+from ..accounts import account_id_of, account_of
+from ..database import db
 from ..errors import status_for
 from . import projects
 from .keys import Caller
@@ -42,7 +44,7 @@ def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
         per_batch[block.batch_id] += block.quantity
         refs.setdefault(block.batch.project_id, projects.project_ref(block.batch.project))
     return {
-        "id": f"ret_{seq}", "object": "retirement", "livemode": True, "seq": seq,
+        "id": f"ret_{seq}", "object": "retirement", "livemode": db.livemode, "seq": seq,
         "hash": entry.hash, "quantity": int(data["quantity"]),
         "beneficiary": person.name if person is not None else None,
         "purpose": str(data.get("purpose", "")), "note": str(data.get("note", "")),
@@ -62,9 +64,10 @@ def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
 
 
 def _owned(session: Session, caller: Caller, seq: int) -> bool:
-    return session.scalar(select(Block.id).where(
+    account = account_id_of(session, caller.organisation)
+    return account is not None and session.scalar(select(Block.id).where(
         Block.created_by == seq, Block.state == "retired",
-        Block.account_id == caller.organisation.ledger_account_id).limit(1)) is not None
+        Block.account_id == account).limit(1)) is not None
 
 
 def find_retirement(session: Session, caller: Caller, public_id: str) -> int | None:
@@ -78,9 +81,9 @@ def find_retirement(session: Session, caller: Caller, public_id: str) -> int | N
 def list_retirements(session: Session, caller: Caller,
                      query: Mapping[str, Any]) -> Page[dict[str, Any]]:
     after = decode("retirements", query.get("cursor"), (int,))
-    stmt = (select(Block.created_by).where(
-        Block.account_id == caller.organisation.ledger_account_id, Block.state == "retired")
-        .distinct())
+    account = account_id_of(session, caller.organisation)
+    stmt = (select(Block.created_by).where(Block.account_id == account,
+                                           Block.state == "retired").distinct())
     if after is not None:
         stmt = stmt.where(Block.created_by < after[0])
     limit = int(query["limit"])
@@ -103,11 +106,12 @@ def retire(session: Session, caller: Caller, data: Mapping[str, Any]) -> int:
                                            f"{project_id}.")
     try:
         receipt = operations.retire(
-            session, account_id=caller.organisation.ledger_account_id,
+            session, account_id=account_of(session, caller.organisation).id,
             quantity=data["quantity"], beneficiary=data["beneficiary"],
             purpose=data["purpose"], note=data.get("note", ""), country=data["country"],
             period_start=data["period_start"], period_end=data["period_end"],
             batch_id=batch_id, project_id=project_id)
+        events.record(session, events.RetirementCreated(receipt.seq))
     except InsufficientCreditsError as exc:
         raise Problem(409, "Not enough credits held", str(exc).capitalize() + ".",
                       slug="insufficient-credits") from None
@@ -120,7 +124,8 @@ def retire(session: Session, caller: Caller, data: Mapping[str, Any]) -> int:
 def list_holdings(session: Session, caller: Caller,
                   query: Mapping[str, Any]) -> Page[dict[str, Any]]:
     after = decode("holdings", query.get("cursor"), (int,))
-    held = sorted(queries.holdings(session, caller.organisation.ledger_account_id),
+    account = account_id_of(session, caller.organisation)
+    held = sorted(queries.holdings(session, account) if account is not None else [],
                   key=lambda h: h.batch_id)
     if query.get("project") is not None:
         held = [h for h in held if h.project_id == query["project"]]
@@ -129,7 +134,7 @@ def list_holdings(session: Session, caller: Caller,
     limit = int(query["limit"])
     page = page_of(held[:limit + 1], limit, "holdings", lambda h: [h.batch_id])
     return Page([{
-        "object": "holding", "livemode": True,
+        "object": "holding", "livemode": db.livemode,
         "project": {"id": h.project_id, "ref": h.project_ref, "name": h.project_name},
         "batch": h.batch_id, "vintage": projects.vintage_label(session.get(Batch, h.batch_id)),
         "vintage_start": h.vintage_start, "vintage_end": h.vintage_end,

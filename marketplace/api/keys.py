@@ -7,8 +7,8 @@ kept in the clear as the key's *prefix*, to tell keys apart in lists and logs.
 
 A key acts for its organisation on behalf of the member who created it: it stops working when
 it is revoked or when that member leaves the organisation. Live keys (``sk_live_``) trade real
-credits through the configured payment gateway; test keys (``sk_test_``) run in the sandbox
-(``api.sandbox``), which never touches live inventory or the journal.
+credits through the configured payment gateway; test keys (``sk_test_``) run the same code on the
+test-mode data (``marketplace.modes``), which never touches live inventory or the journal.
 """
 
 from __future__ import annotations
@@ -89,6 +89,15 @@ class Caller:
     @property
     def can_write(self) -> bool:
         return self.key.scope == "write"
+
+    def rebound(self, session: Session) -> Caller:
+        """The same caller, loaded in ``session`` (another mode's session)."""
+        key = session.get(ApiKey, self.key.id)
+        organisation = session.get(Organisation, self.organisation.id)
+        user = session.get(User, self.user.id)
+        if key is None or organisation is None or user is None:
+            raise _unauthorized("That is not a valid API key.")
+        return Caller(key, organisation, user)
 
 
 def presented_key(authorization: str | None) -> str | None:

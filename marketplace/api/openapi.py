@@ -33,9 +33,11 @@ Buy and retire forest carbon credits from your own systems, and read the public 
 
 **Keys.** An organisation admin creates keys in the browser (Organisation → API keys). Send
 one as `Authorization: Bearer sk_live_…` (or `curl -u sk_live_…:`). A read-only key may only
-GET. Test-mode keys (`sk_test_…`) run against a sandbox: prices and projects are real, the
-inventory, payments, holdings and retirements are simulated, and nothing is written to the
-ledger (every object says `livemode: false`).
+GET. Test-mode keys (`sk_test_…`) run the same code against a test
+ledger of their own: the same listings and prices, native test credits (serials
+`SLV-…-TEST-…`), payments through the demo gateway, and certificates signed with the test key
+(`/test/registry`, `/test/ledger/key`). Nothing a test key does touches the live ledger (every
+object says `livemode: false`).
 
 **Errors** are RFC 9457 problem details (`application/problem+json`); validation errors list
 every field in `errors`, with a JSON Pointer into the body.

@@ -1,8 +1,8 @@
 """The catalogue through the API: the storefront's own offers and filters
 (``marketplace.catalogue``), as JSON, and the choice of what a quote buys.
 
-Availability comes from a *stock* mapping (tonnes for sale per batch): the live one for live
-keys (``catalogue.for_sale_now``), the simulated one for test keys (``sandbox``).
+Availability comes from a *stock* mapping (tonnes for sale per batch): ``catalogue.for_sale_now``
+read from the session of the request's mode (``marketplace.modes``).
 """
 
 from __future__ import annotations

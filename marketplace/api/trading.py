@@ -22,14 +22,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.schema import Batch, utcnow
 
-from .. import checkout
+from .. import access, checkout, payments
+from ..database import db
+from ..order_states import transition
 from ..checkout import CheckoutDetails, CheckoutError, OutOfStockError
-from ..urls import external_url
+from ..urls import external_url, registry_blueprint
 from ..models import Listing, Order, Organisation
 from ..models.api import ApiOrder, ApiQuote
 from . import projects
@@ -54,7 +56,7 @@ def invoice_ttl() -> dt.timedelta:
 
 
 def gateway_name(payment_method: str) -> str:
-    return "invoice" if payment_method == "invoice" else str(current_app.config["PAYMENT_GATEWAY"])
+    return "invoice" if payment_method == "invoice" else payments.gateway_name()
 
 
 def placeholder_details(organisation: Organisation, country: str) -> CheckoutDetails:
@@ -104,9 +106,11 @@ def _lines(session: Session, order: Order) -> list[dict[str, Any]]:
 
 
 def certificate_links(seq: int) -> dict[str, str]:
-    return {"json": external_url("api.certificate", seq=seq),
-            "page": external_url("registry.certificate", seq=seq),
-            "pdf": external_url("registry.certificate_pdf", seq=seq)}
+    """Where the certificate is: on this mode's registry (test mode: ``/test/registry``)."""
+    registry = registry_blueprint()
+    return {"json": external_url(f"{registry}.certificate_json", seq=seq),
+            "page": external_url(f"{registry}.certificate", seq=seq),
+            "pdf": external_url(f"{registry}.certificate_pdf", seq=seq)}
 
 
 def order_dict(session: Session, order: Order) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def order_dict(session: Session, order: Order) -> dict[str, Any]:
                     "certificate": certificate_links(r.retire_seq)}
                    for r in order.reservations if r.retire_seq is not None]
     return {
-        "id": order.reference, "object": "order", "livemode": True, "status": order.status,
+        "id": order.reference, "object": "order", "livemode": db.livemode, "status": order.status,
         "action": order.action,
         "payment_method": api.payment_method if api is not None else "checkout",
         "currency": order.currency, "total_minor": order.total_minor,
@@ -142,7 +146,7 @@ def quote_status(quote: ApiQuote, order_status: str, now: dt.datetime | None = N
         return "ordered"
     expires = projects.aware(quote.expires_at)
     assert expires is not None
-    if now >= expires or order_status not in ("pending", "quoted"):
+    if now >= expires or order_status != "pending":
         return "expired"
     return "open"
 
@@ -151,7 +155,7 @@ def quote_dict(session: Session, quote: ApiQuote) -> dict[str, Any]:
     order = session.get(Order, quote.order_id)
     assert order is not None
     return {
-        "id": quote.public_id, "object": "quote", "livemode": True,
+        "id": quote.public_id, "object": "quote", "livemode": db.livemode,
         "status": quote_status(quote, order.status), "currency": order.currency,
         "total_minor": order.total_minor, "lines": _lines(session, order),
         "created_at": projects.aware(quote.created_at),
@@ -178,48 +182,23 @@ def create_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> A
     except CheckoutError as exc:
         raise _checkout_problem(exc) from None
     quote = ApiQuote(public_id=new_id("qt"), organisation_id=caller.organisation.id,
-                     livemode=True, order_id=order.id, created_at=order.created_at,
-                     expires_at=order.expires_at)
+                     order_id=order.id, created_at=order.created_at, expires_at=order.expires_at)
     session.add(quote)
     session.flush()
     return quote
 
 
-def find_quote(session: Session, caller: Caller, public_id: str, *,
-               livemode: bool = True) -> ApiQuote | None:
-    """The caller's organisation's quote in this mode (live or test), or None."""
+def find_quote(session: Session, caller: Caller, public_id: str) -> ApiQuote | None:
+    """The caller's organisation's quote (in this session's mode), or None."""
     return session.scalars(select(ApiQuote).where(
-        ApiQuote.public_id == public_id, ApiQuote.organisation_id == caller.organisation.id,
-        ApiQuote.livemode.is_(livemode))).one_or_none()
+        ApiQuote.public_id == public_id,
+        ApiQuote.organisation_id == caller.organisation.id)).one_or_none()
 
 
 # -- orders ----------------------------------------------------------------------------------
 
 
-def idempotent_order(session: Session, caller: Caller, key: str | None,
-                     request_hash: str) -> Order | None:
-    """The order already placed with this Idempotency-Key (same body), or None; a 409 if the
-    key was used with another body."""
-    if key is None:
-        return None
-    order = session.scalars(select(Order).where(
-        Order.organisation_id == caller.organisation.id, Order.idempotency_key == key)
-    ).one_or_none()
-    if order is None:
-        return None
-    if order.request_hash != request_hash:
-        raise idempotency_conflict()
-    return order
-
-
-def idempotency_conflict() -> Problem:
-    return Problem(409, "Idempotency-Key reused", "This Idempotency-Key was already used with "
-                   "a different request. Use a new key for a new request.",
-                   slug="idempotency-conflict")
-
-
-def _from_quote(session: Session, caller: Caller, data: Mapping[str, Any], key: str | None,
-                request_hash: str) -> Order:
+def _from_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> Order:
     quote = find_quote(session, caller, data["quote"])
     if quote is None:
         raise invalid_field("#/quote", "No such quote.")
@@ -248,17 +227,15 @@ def _from_quote(session: Session, caller: Caller, data: Mapping[str, Any], key: 
     order.gateway = gateway_name(data["payment_method"])
     order.expires_at = now + (invoice_ttl() if data["payment_method"] == "invoice"
                               else checkout.RESERVATION_TTL)
-    order.idempotency_key, order.request_hash = key, request_hash
     quote.ordered_at = now
     return order
 
 
-def place_order(session: Session, caller: Caller, data: Mapping[str, Any], key: str | None,
-                request_hash: str) -> Order:
+def place_order(session: Session, caller: Caller, data: Mapping[str, Any]) -> Order:
     """Place (and, for an invoice, open) an order in the caller's transaction; payment by a
     saved method happens after it commits (:func:`charge`)."""
     if "quote" in data:
-        order = _from_quote(session, caller, data, key, request_hash)
+        order = _from_quote(session, caller, data)
     else:
         lines = [projects.cart_line(session, line["project"], line["quantity"], line.get("batch"),
                                     f"#/lines/{i}") for i, line in enumerate(data["lines"])]
@@ -270,12 +247,11 @@ def place_order(session: Session, caller: Caller, data: Mapping[str, Any], key: 
                 session, user=caller.user, lines=lines,
                 details=details_from(data, caller.organisation, first.project.country),
                 gateway=gateway_name(data["payment_method"]), organisation=caller.organisation,
-                ttl=invoice_ttl() if invoice else checkout.RESERVATION_TTL,
-                idempotency_key=key, request_hash=request_hash)
+                ttl=invoice_ttl() if invoice else checkout.RESERVATION_TTL)
         except CheckoutError as exc:
             raise _checkout_problem(exc) from None
     if data["payment_method"] == "invoice" and order.status == "pending":
-        order.status = "awaiting_payment"
+        transition(order, "awaiting_payment", "invoice_issued")
     session.add(ApiOrder(order_id=order.id, api_key_id=caller.key.id,
                          payment_method=data["payment_method"]))
     session.flush()
@@ -302,10 +278,8 @@ def charge(order: Order) -> None:
 
 
 def visible_orders(caller: Caller) -> Any:
-    """The organisation's orders, leaving out quotes never ordered."""
-    unordered_quote = exists(select(ApiQuote.id).where(ApiQuote.order_id == Order.id,
-                                                       ApiQuote.ordered_at.is_(None)))
-    return select(Order).where(Order.organisation_id == caller.organisation.id, ~unordered_quote)
+    """The organisation's orders (``marketplace.access``: the pages use the same rule)."""
+    return access.visible_orders(organisation_id=caller.organisation.id)
 
 
 def get_order(session: Session, caller: Caller, reference: str) -> Order | None:

@@ -23,15 +23,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema, ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from .. import catalogue
+from .. import catalogue, idempotency, modes
 from ..database import db
 from ..extensions import limiter
-from ..models.api import ApiQuote, IdempotencyRecord, SandboxOrder
-from . import credits, projects, public, sandbox, schemas, trading
+from . import billing, credits, projects, public, schemas, trading
 from .keys import Caller, authenticate
 from .problems import (
     Problem,
@@ -146,6 +143,14 @@ def _authenticate() -> None:
     except Problem:
         _rate_limit("address", request.remote_addr or "unknown", "API_PUBLIC_RATE_LIMIT")
         raise
+    # Everything after this runs on the key's mode's data: same code, other ledger. The caller
+    # is read again through that mode's session (it sees the shared tables too), so that a
+    # request holds one connection: on SQLite a second one would wait on the first's lock.
+    mode = modes.LIVE if found.livemode else modes.TEST
+    if mode != db.mode():
+        db.set_mode(mode)
+        with db.session.begin():
+            found = found.rebound(db.session)
     g.api_caller = found
     if request.method not in ("GET", "HEAD") and not found.can_write:
         raise Problem(403, "Forbidden", "This API key is read-only; this request needs a key "
@@ -244,13 +249,9 @@ def respond(schema: Schema, obj: Any, status: int = 200,
     return response
 
 
-def _stock(session: Any, who: Caller) -> dict[int, int]:
-    return catalogue.for_sale_now(session) if who.livemode else sandbox.simulated_for_sale(session)
-
-
 def _not_found(what: str) -> Problem:
     return Problem(404, "Not Found", f"There is no {what} with that id in your organisation "
-                   f"({'live' if caller().livemode else 'test'} mode).")
+                   f"({db.mode()} mode).")
 
 
 # -- projects ------------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ def list_projects() -> Response:
     (simulated availability for a test key). Prices are in minor units."""
     query = load_query(schemas.project_query)
     with db.session.begin():
-        page = projects.list_projects(db.session, query, _stock(db.session, caller()))
+        page = projects.list_projects(db.session, query, catalogue.for_sale_now(db.session))
         return respond(schemas.project_list_out, page.envelope(page.items))
 
 
@@ -275,19 +276,14 @@ def get_project(project_id: int) -> Response:
     """One listed project with its availability by vintage."""
     no_query()
     with db.session.begin():
-        found = projects.get_project(db.session, project_id, _stock(db.session, caller()))
+        found = projects.get_project(db.session, project_id,
+                                     catalogue.for_sale_now(db.session))
         if found is None:
             raise Problem(404, "Not Found", f"No project {project_id} is on sale.")
         return respond(schemas.project_out, found)
 
 
 # -- quotes --------------------------------------------------------------------------------------
-
-
-def _quote_body(quote: ApiQuote) -> dict[str, Any]:
-    if quote.livemode:
-        return trading.quote_dict(db.session, quote)
-    return sandbox.quote_dict(db.session, quote)
 
 
 @route("/quotes", "POST", summary="Get a quote", tag="Quotes", body=schemas.QuoteCreateSchema,
@@ -300,11 +296,8 @@ def create_quote() -> Response:
     data, _ = load_body(schemas.quote_create)
     who = caller()
     with db.session.begin():
-        if who.livemode:
-            quote = trading.create_quote(db.session, who, data)
-        else:
-            quote = sandbox.create_quote(db.session, who, data)
-        body = _quote_body(quote)
+        quote = trading.create_quote(db.session, who, data)
+        body = trading.quote_dict(db.session, quote)
     return respond(schemas.quote_out, body, 201,
                    {"Location": f"{bp.url_prefix}/quotes/{quote.public_id}"})
 
@@ -319,25 +312,27 @@ def get_quote(quote_id: str) -> Response:
     if not re.fullmatch(trading.QUOTE_PATTERN, quote_id):
         raise _not_found("quote")
     with db.session.begin():
-        finder = trading.find_quote if who.livemode else sandbox.find_quote
-        quote = finder(db.session, who, quote_id)
+        quote = trading.find_quote(db.session, who, quote_id)
         if quote is None:
             raise _not_found("quote")
-        return respond(schemas.quote_out, _quote_body(quote))
+        return respond(schemas.quote_out, trading.quote_dict(db.session, quote))
 
 
 # -- orders --------------------------------------------------------------------------------------
 
 
-def _with_retry(attempt: Callable[[], tuple[Any, bool]], key: str | None) -> tuple[Any, bool]:
-    """Run a create in a transaction; when a concurrent request with the same Idempotency-Key
-    won the race (a unique violation), run it again: it then finds and replays that one."""
+def _idempotent(endpoint: str, key: str | None, digest: str) -> idempotency.Request:
+    return idempotency.Request(caller().organisation.id, endpoint, key, digest)
+
+
+def _run(request_: idempotency.Request, *, replay: Callable[[str], Any],
+         create: Callable[[], tuple[str, Any]]) -> idempotency.Outcome[Any]:
     try:
-        return attempt()
-    except IntegrityError:
-        if key is None:
-            raise
-        return attempt()
+        return idempotency.run(db.session, request_, replay=replay, create=create)
+    except idempotency.IdempotencyConflict:
+        raise Problem(409, "Idempotency-Key reused", "This Idempotency-Key was already used "
+                      "with a different request. Use a new key for a new request.",
+                      slug="idempotency-conflict") from None
 
 
 @route("/orders", "POST", summary="Place an order", tag="Orders", body=schemas.OrderCreateSchema,
@@ -356,27 +351,19 @@ def create_order() -> Response:
     key = idempotency_key()
     data, digest = load_body(schemas.order_create)
     who = caller()
-    if not who.livemode:
-        def sandbox_attempt() -> tuple[Any, bool]:
-            with db.session.begin():
-                found = sandbox.idempotent_order(db.session, who, key, digest)
-                if found is not None:
-                    return sandbox.order_dict(db.session, found), True
-                order = sandbox.place_order(db.session, who, data, key, digest)
-                return sandbox.order_dict(db.session, order), False
 
-        body, replayed = _with_retry(sandbox_attempt, key)
-        return _order_response(body, replayed)
+    def replay(reference: str) -> tuple[Any, bool]:
+        found = trading.get_order(db.session, who, reference)
+        assert found is not None
+        return found, trading.needs_charge(db.session, found)
 
-    def live_attempt() -> tuple[Any, bool]:
-        with db.session.begin():
-            found = trading.idempotent_order(db.session, who, key, digest)
-            if found is not None:
-                return (found, trading.needs_charge(db.session, found)), True
-            order = trading.place_order(db.session, who, data, key, digest)
-            return (order, trading.needs_charge(db.session, order, data["payment_method"])), False
+    def create() -> tuple[str, tuple[Any, bool]]:
+        order = trading.place_order(db.session, who, data)
+        return order.reference, (order, trading.needs_charge(db.session, order,
+                                                             data["payment_method"]))
 
-    (order, charge), replayed = _with_retry(live_attempt, key)
+    outcome = _run(_idempotent("orders", key, digest), replay=replay, create=create)
+    (order, charge), replayed = outcome.value, outcome.replayed
     if charge:
         # The payment runs in this same session (the demo gateway's webhook handler, or the
         # Stripe call's own transactions), which refreshes ``order`` as it locks it.
@@ -397,21 +384,14 @@ def _order_response(body: dict[str, Any], replayed: bool) -> Response:
 def list_orders() -> Response:
     """Your organisation's orders (made through the API or in the shop), newest first."""
     query = load_query(schemas.order_query)
-    who = caller()
     with db.session.begin():
-        lister = trading.list_orders if who.livemode else sandbox.list_orders
-        page = lister(db.session, who, query)
+        page = trading.list_orders(db.session, caller(), query)
         return respond(schemas.order_list_out, page.envelope(page.items))
 
 
 def _find_order(reference: str) -> Any:
-    who = caller()
-    if who.livemode:
-        if re.fullmatch(trading.REFERENCE_PATTERN, reference):
-            return trading.get_order(db.session, who, reference)
-        return None
-    if re.fullmatch(sandbox.REFERENCE_PATTERN, reference):
-        return sandbox.get_order(db.session, who, reference)
+    if re.fullmatch(trading.REFERENCE_PATTERN, reference):
+        return trading.get_order(db.session, caller(), reference)
     return None
 
 
@@ -425,8 +405,6 @@ def get_order(order_id: str) -> Response:
         order = _find_order(order_id)
         if order is None:
             raise _not_found("order")
-        if isinstance(order, SandboxOrder):
-            return respond(schemas.order_out, sandbox.order_dict(db.session, order))
         return respond(schemas.order_out, trading.order_dict(db.session, order))
 
 
@@ -434,20 +412,23 @@ def get_order(order_id: str) -> Response:
        tag="Test helpers", responses={200: (schemas.OrderSchema, "The order, now fulfilled.")},
        errors=(404, 409), path_params={"order_id": ("string", "The test order's reference.")})
 def pay_test_order(order_id: str) -> Response:
-    """Test mode only: the invoice of a test order awaiting payment was paid. The order is
-    fulfilled in the sandbox. A live key gets a 403."""
+    """Test mode only: the invoice of a test order awaiting payment was paid, exactly as an
+    operator records a live invoice's payment (``flask api invoice-paid``), so the order is
+    fulfilled into the test ledger. A live key gets a 403."""
     no_query()
-    who = caller()
-    if who.livemode:
+    if db.mode() != modes.TEST:
         raise Problem(403, "Forbidden", "Test helpers work only with a test-mode key.",
                       slug="test-mode-only")
     with db.session.begin():
-        if not re.fullmatch(sandbox.REFERENCE_PATTERN, order_id):
-            raise _not_found("order")
-        order = sandbox.pay(db.session, who, order_id)
+        order = _find_order(order_id)
         if order is None:
             raise _not_found("order")
-        return respond(schemas.order_out, sandbox.order_dict(db.session, order))
+        try:
+            billing.record_invoice_payment(db.session, order.reference)
+        except LookupError:
+            raise Problem(409, "Not an invoice order", f"Order {order.reference} is not paid "
+                          "by invoice.", slug="not-invoiced") from None
+        return respond(schemas.order_out, trading.order_dict(db.session, order))
 
 
 # -- holdings and retirements -------------------------------------------------------------------
@@ -460,19 +441,14 @@ def list_holdings() -> Response:
     """Tradable credits your organisation holds, by project and vintage, with the serial
     strings of the blocks held."""
     query = load_query(schemas.holding_query)
-    who = caller()
     with db.session.begin():
-        lister = credits.list_holdings if who.livemode else sandbox.list_holdings
-        page = lister(db.session, who, query)
+        page = credits.list_holdings(db.session, caller(), query)
         return respond(schemas.holding_list_out, page.envelope(page.items))
 
 
 def _retirement_body(who: Caller, resource_id: str) -> dict[str, Any] | None:
-    if who.livemode:
-        seq = credits.find_retirement(db.session, who, resource_id)
-        return credits.retirement_dict(db.session, seq) if seq is not None else None
-    found = sandbox.get_retirement(db.session, who, resource_id)
-    return sandbox.retirement_dict(db.session, found) if found is not None else None
+    seq = credits.find_retirement(db.session, who, resource_id)
+    return credits.retirement_dict(db.session, seq) if seq is not None else None
 
 
 @route("/retirements", "POST", summary="Retire held credits", tag="Retirements",
@@ -490,32 +466,13 @@ def create_retirement() -> Response:
     data, digest = load_body(schemas.retirement_create)
     who = caller()
 
-    def attempt() -> tuple[Any, bool]:
-        with db.session.begin():
-            if key is not None:
-                record = db.session.scalars(select(IdempotencyRecord).where(
-                    IdempotencyRecord.organisation_id == who.organisation.id,
-                    IdempotencyRecord.livemode.is_(who.livemode),
-                    IdempotencyRecord.endpoint == "retirements",
-                    IdempotencyRecord.key == key)).one_or_none()
-                if record is not None:
-                    if record.request_hash != digest:
-                        raise trading.idempotency_conflict()
-                    return _retirement_body(who, record.resource_id), True
-            if who.livemode:
-                seq = credits.retire(db.session, who, data)
-                body = credits.retirement_dict(db.session, seq)
-            else:
-                body = sandbox.retirement_dict(db.session, sandbox.retire(db.session, who, data))
-            if key is not None:
-                db.session.add(IdempotencyRecord(
-                    organisation_id=who.organisation.id, livemode=who.livemode,
-                    endpoint="retirements", key=key, request_hash=digest,
-                    resource_id=body["id"]))
-                db.session.flush()
-            return body, False
+    def create() -> tuple[str, dict[str, Any]]:
+        body = credits.retirement_dict(db.session, credits.retire(db.session, who, data))
+        return str(body["id"]), body
 
-    body, replayed = _with_retry(attempt, key)
+    outcome = _run(_idempotent("retirements", key, digest),
+                   replay=lambda resource: _retirement_body(who, resource), create=create)
+    body, replayed = outcome.value, outcome.replayed
     headers = {"Location": f"{bp.url_prefix}/retirements/{body['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -528,10 +485,8 @@ def create_retirement() -> Response:
 def list_retirements() -> Response:
     """Retirements of your organisation's credits (through the API, the shop or an order)."""
     query = load_query(schemas.page_query)
-    who = caller()
     with db.session.begin():
-        lister = credits.list_retirements if who.livemode else sandbox.list_retirements
-        page = lister(db.session, who, query)
+        page = credits.list_retirements(db.session, caller(), query)
         return respond(schemas.retirement_list_out, page.envelope(page.items))
 
 

@@ -5,10 +5,9 @@ organisation registered, signed, retried with backoff, every attempt logged.
 and one delivery row per subscribed endpoint are added to the session before it commits, so an
 event exists if and only if what it reports was committed. Live orders are fulfilled by the
 storefront's code (the payment webhook, an invoice payment) and retirements are made by the
-API, the holdings page or a fulfilment, so the live events are found by listening to the
-session (``install``): an Order whose status becomes ``fulfilled`` in a flush, and a row
-inserted into ``ledger_beneficiaries`` (one per retirement entry). Test-mode events are
-emitted directly by the sandbox.
+API, the holdings page or a fulfilment: each of them records its event explicitly
+(``marketplace.events.record``). A test-mode key's requests run the same code against the
+test-mode data, so its events land in the test-mode outbox.
 
 *Delivery* happens outside any request: ``flask --app wsgi api deliver-webhooks`` (or
 :func:`deliver_due`) claims the due deliveries, POSTs each event's stored bytes with urllib,
@@ -33,20 +32,20 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app
-from sqlalchemy import Insert, event, inspect, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ledger import canonical
-from ledger.schema import Beneficiary, Entry, utcnow
+from ledger.schema import Entry, utcnow
 
-from ..database import WebSession, db
-from ..models import Order, Organisation
+from ..accounts import organisation_of_account
+from ..database import all_modes, db
+from ..models import Order
 from ..models.api import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ..payments.signature import sign_payload
 
@@ -60,8 +59,6 @@ LEASE = dt.timedelta(minutes=5)
 """A claimed delivery is not claimed again by another worker for this long."""
 USER_AGENT = "Selva-Webhooks/1.0"
 
-_FULFILLED = "api_webhooks_fulfilled"
-_RETIRED = "api_webhooks_retired"
 
 
 # -- endpoints ------------------------------------------------------------------------------
@@ -156,68 +153,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-# -- the live outbox: listening to the session ------------------------------------------------
+# -- the outbox: events recorded by the code that causes them (marketplace.events) ------------
 
 
-def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
-    for obj in list(session.dirty) + list(session.new):
-        if isinstance(obj, Order) and obj.organisation_id is not None:
-            if "fulfilled" in inspect(obj).attrs.status.history.added:
-                session.info.setdefault(_FULFILLED, set()).add(obj.id)
-
-
-def _do_orm_execute(state: ORMExecuteState) -> None:
-    """Note each retirement written (``operations.retire`` inserts its beneficiary row with a
-    Core INSERT, which the unit of work never sees)."""
-    statement = state.statement
-    if not (state.is_insert and isinstance(statement, Insert)
-            and statement.table.name == Beneficiary.__tablename__):
-        return
-    rows: list[Any] = [statement.compile().params]
-    parameters = state.parameters
-    if isinstance(parameters, dict):
-        rows.append(parameters)
-    elif isinstance(parameters, list | tuple):
-        rows.extend(p for p in parameters if isinstance(p, dict))
-    seqs = {row.get("seq") for row in rows}
-    state.session.info.setdefault(_RETIRED, set()).update(
-        seq for seq in seqs if isinstance(seq, int))
-
-
-def _before_commit(session: Session) -> None:
-    fulfilled = session.info.pop(_FULFILLED, None)
-    retired = session.info.pop(_RETIRED, None)
-    if fulfilled or retired:
-        enqueue_live(session, sorted(fulfilled or ()), sorted(retired or ()))
-
-
-def _forget(session: Session, *_args: Any) -> None:
-    session.info.pop(_FULFILLED, None)
-    session.info.pop(_RETIRED, None)
-
-
-def install() -> None:
-    """Listen to the app's sessions (idempotent)."""
-    for name, listener in (("before_flush", _before_flush), ("do_orm_execute", _do_orm_execute),
-                           ("before_commit", _before_commit), ("after_rollback", _forget)):
-        if not event.contains(WebSession, name, listener):
-            event.listen(WebSession, name, listener)
-
-
-def enqueue_live(session: Session, order_ids: Iterable[int], seqs: Iterable[int]) -> None:
-    """Events for live orders fulfilled and retirements made in this transaction."""
+def emit_order_event(session: Session, order_id: int, event_type: str) -> None:
+    """``event_type`` about an organisation's order, in the caller's transaction."""
     from . import trading
 
-    for order_id in order_ids:
-        order = session.get(Order, order_id)
-        if order is None or order.organisation_id is None or order.status != "fulfilled":
-            continue
-        endpoints = active_endpoints(session, order.organisation_id, True, "order.fulfilled")
-        if endpoints:
-            emit(session, order.organisation_id, "order.fulfilled", True,
-                 trading.order_dict(session, order), endpoints)
-    for seq in seqs:
-        emit_retirement_event(session, seq, "retirement.created")
+    order = session.get(Order, order_id)
+    if order is None or order.organisation_id is None:
+        return
+    endpoints = active_endpoints(session, order.organisation_id, db.livemode, event_type)
+    if endpoints:
+        emit(session, order.organisation_id, event_type, db.livemode,
+             trading.order_dict(session, order), endpoints)
 
 
 def emit_retirement_event(session: Session, seq: int, event_type: str) -> None:
@@ -229,21 +178,14 @@ def emit_retirement_event(session: Session, seq: int, event_type: str) -> None:
     if entry is None or entry.kind != "retire":
         return
     account = canonical.loads(bytes(entry.record))["data"].get("account")
-    org_id = session.scalar(select(Organisation.id).where(
-        Organisation.ledger_account_id == account))
-    if org_id is None:
+    organisation = organisation_of_account(session, account) if isinstance(account, int) else None
+    if organisation is None:
         return
-    endpoints = active_endpoints(session, org_id, True, event_type)
+    org_id = organisation.id
+    endpoints = active_endpoints(session, org_id, db.livemode, event_type)
     if endpoints:
-        emit(session, org_id, event_type, True, credits.retirement_dict(session, seq), endpoints)
-
-
-def emit_covered_at_origin(session: Session, seqs: Iterable[int]) -> None:
-    """``retirement.covered_at_origin`` for each retirement (by seq) that the origin registry
-    now shows retired into this marketplace's name; written by the code that recorded the
-    evidence, in its transaction."""
-    for seq in seqs:
-        emit_retirement_event(session, seq, "retirement.covered_at_origin")
+        emit(session, org_id, event_type, db.livemode, credits.retirement_dict(session, seq),
+             endpoints)
 
 
 # -- delivery ---------------------------------------------------------------------------------
@@ -345,9 +287,17 @@ def _record(session: Session, claimed: _Claimed, now: dt.datetime, took_ms: int,
 
 def deliver_due(*, now: dt.datetime | None = None, limit: int = 100,
                 timeout: float | None = None) -> list[Outcome]:
-    """Deliver every delivery due at ``now`` (default: the present), in the app context.
-    Safe to run in several workers at once (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
-    now = now or utcnow()
+    """Deliver every delivery due at ``now`` (default: the present), in the app context, in
+    each mode's outbox. Safe to run in several workers at once (PostgreSQL:
+    ``FOR UPDATE SKIP LOCKED``)."""
+    outcomes: list[Outcome] = []
+    for mode in all_modes():
+        with db.use(mode):
+            outcomes.extend(_deliver_due(now or utcnow(), limit, timeout))
+    return outcomes
+
+
+def _deliver_due(now: dt.datetime, limit: int, timeout: float | None) -> list[Outcome]:
     timeout = float(timeout if timeout is not None else current_app.config["API_WEBHOOK_TIMEOUT"])
     private_ok = allow_private()
     session = db.new_session()

@@ -38,6 +38,7 @@ from werkzeug.wrappers import Response
 from ledger.schema import Batch, Block, Project
 
 from .. import catalogue
+from ..accounts import account_id_of
 from ..database import db
 from ..models import Listing, Order, User
 from ..models.footprints import FootprintProfile, OffsetSubscription, SavedFootprint
@@ -326,7 +327,7 @@ def account() -> str:
         return render_template(
             "footprint/account.html", current=_summary(saved[0]) if saved else None,
             subscription=subscription, invoices=_invoice_rows(session, subscription),
-            profile=profile, retired=retirements(session, current_user.ledger_account_id),
+            profile=profile, retired=retirements(session, account_id_of(session, current_user)),
             demo=current_app.config["PAYMENT_GATEWAY"] == "demo",
         )
 
@@ -357,7 +358,7 @@ def person(slug: str) -> str:
         if profile is None or not profile.public:
             abort(404)
         user = db.session.get(User, profile.user_id)
-        rows = retirements(db.session, user.ledger_account_id if user else None)
+        rows = retirements(db.session, account_id_of(db.session, user) if user else None)
         return render_template("footprint/person.html", profile=profile, retired=rows,
                                total=sum(r["tonnes"] for r in rows))
 

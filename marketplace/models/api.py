@@ -1,12 +1,12 @@
-"""API keys, quotes, the test-mode sandbox, idempotency records, saved payment methods, and
-outbound webhook endpoints with their events, deliveries and attempts (issue: the API for
-companies).
+"""API keys, quotes, idempotency records, saved payment methods, and outbound webhook
+endpoints with their events, deliveries and attempts.
 
 Keys are stored only as a SHA-256 hash of the whole key (a key is 256 bits of randomness, so a
 fast hash is enough: there is nothing to brute-force), with a visible prefix to tell them apart.
 
-Test-mode (``sk_test_``) objects live in the ``api_sandbox_*`` tables and nowhere else: they
-never reserve live inventory, never move a block and never append to the journal.
+Keys, saved payment methods and webhook endpoints are shared by both modes (a key and an
+endpoint say which mode they are for); quotes, API orders, idempotency records and webhook
+events, deliveries and attempts exist once per mode (``marketplace.modes``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import datetime as dt
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -29,8 +28,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ledger.schema import Base, BigId, utcnow, one_of
 
 SCOPES = ("write", "read")
-SANDBOX_STATES = ("quoted", "pending", "awaiting_payment", "fulfilled", "expired", "failed",
-                  "cancelled")
 DELIVERY_STATES = ("pending", "succeeded", "failed")
 EVENT_TYPES = ("order.fulfilled", "retirement.created", "retirement.covered_at_origin")
 
@@ -61,23 +58,16 @@ class ApiKey(Base):
 
 
 class ApiQuote(Base):
-    """Tonnes priced and held for a short time. A live quote holds real inventory through the
-    reservations of a pending storefront order (``order_id``); a test-mode quote is a sandbox
-    order in the state ``quoted`` (``sandbox_order_id``). Ordering from it fills in that order."""
+    """Tonnes priced and held for a short time: the reservations of a pending order
+    (``order_id``), as a checkout's. Ordering from the quote fills in that order."""
 
     __tablename__ = "api_quotes"
-    __table_args__ = (
-        CheckConstraint("(order_id IS NULL) <> (sandbox_order_id IS NULL)", name="one_order"),
-    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
-    livemode: Mapped[bool] = mapped_column(Boolean)
-    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
-    sandbox_order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("api_sandbox_orders.id", ondelete="CASCADE"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     ordered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -99,19 +89,18 @@ class ApiOrder(Base):
 
 
 class IdempotencyRecord(Base):
-    """``Idempotency-Key`` of a POST that has no column of its own for it (retirements): the
-    same key and body give the same result; the same key with another body is refused."""
+    """One ``Idempotency-Key`` of one POST endpoint (orders, retirements...): the same key and
+    body give the same result; the same key with another body is refused
+    (``marketplace.idempotency``). Each mode keeps its own."""
 
     __tablename__ = "api_idempotency_keys"
     __table_args__ = (
-        UniqueConstraint("organisation_id", "livemode", "endpoint", "key",
-                         name="uq_api_idempotency_keys_key"),
+        UniqueConstraint("organisation_id", "endpoint", "key", name="uq_api_idempotency_keys_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(
         ForeignKey("organisations.id", ondelete="CASCADE"))
-    livemode: Mapped[bool] = mapped_column(Boolean)
     endpoint: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
@@ -131,111 +120,6 @@ class SavedPaymentMethod(Base):
     customer: Mapped[str] = mapped_column(String(255))
     payment_method: Mapped[str] = mapped_column(String(255))
     label: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-# -- the test-mode sandbox ------------------------------------------------------------------
-
-
-class SandboxOrder(Base):
-    """A test-mode order: priced from the live listings and checked against a simulated
-    inventory, but reserving, moving and retiring nothing in the ledger."""
-
-    __tablename__ = "api_sandbox_orders"
-    __table_args__ = (
-        CheckConstraint(one_of("status", SANDBOX_STATES), name="status"),
-        CheckConstraint("action IN ('retire', 'hold')", name="action"),
-        CheckConstraint("total_minor > 0", name="total_positive"),
-        UniqueConstraint("organisation_id", "idempotency_key",
-                         name="uq_api_sandbox_orders_idempotency"),
-        Index("ix_api_sandbox_orders_active", "status", "expires_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    reference: Mapped[str] = mapped_column(String(30), unique=True)
-    organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(20), default="pending")
-    action: Mapped[str] = mapped_column(String(10), default="retire")
-    payment_method: Mapped[str] = mapped_column(String(10), default="saved")
-    currency: Mapped[str] = mapped_column(String(3))
-    total_minor: Mapped[int] = mapped_column()
-    beneficiary: Mapped[str] = mapped_column(String(200), default="")
-    purpose: Mapped[str] = mapped_column(String(20), default="voluntary")
-    note: Mapped[str] = mapped_column(String(500), default="")
-    country: Mapped[str] = mapped_column(String(2), default="")
-    period_start: Mapped[dt.date | None] = mapped_column(Date)
-    period_end: Mapped[dt.date | None] = mapped_column(Date)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    request_hash: Mapped[str | None] = mapped_column(String(64))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    fulfilled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    failure: Mapped[str | None] = mapped_column(String(300))
-
-    lines: Mapped[list[SandboxOrderLine]] = relationship(
-        back_populates="order", order_by="SandboxOrderLine.id", cascade="all, delete-orphan")
-
-
-class SandboxOrderLine(Base):
-    """One line of a test-mode order; ``allocation`` is its simulated reservation, as JSON
-    ``[[batch_id, tonnes], ...]``."""
-
-    __tablename__ = "api_sandbox_order_lines"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    order_id: Mapped[int] = mapped_column(
-        ForeignKey("api_sandbox_orders.id", ondelete="CASCADE"), index=True)
-    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
-    project_id: Mapped[int] = mapped_column(ForeignKey("ledger_projects.id"))
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_batches.id"))
-    quantity: Mapped[int] = mapped_column()
-    unit_price_minor: Mapped[int] = mapped_column()
-    amount_minor: Mapped[int] = mapped_column()
-    allocation: Mapped[str] = mapped_column(Text, default="[]")
-
-    order: Mapped[SandboxOrder] = relationship(back_populates="lines")
-
-
-class SandboxHolding(Base):
-    """Test-mode credits an organisation holds, per batch (simulated: no serials, no blocks)."""
-
-    __tablename__ = "api_sandbox_holdings"
-    __table_args__ = (
-        UniqueConstraint("organisation_id", "batch_id", name="uq_api_sandbox_holdings_batch"),
-        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"))
-    batch_id: Mapped[int] = mapped_column(ForeignKey("ledger_batches.id"))
-    quantity: Mapped[int] = mapped_column(default=0)
-
-
-class SandboxRetirement(Base):
-    """A test-mode retirement: checked as a real one would be, recorded nowhere in the ledger,
-    and so without a certificate."""
-
-    __tablename__ = "api_sandbox_retirements"
-    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    public_id: Mapped[str] = mapped_column(String(40), unique=True)
-    organisation_id: Mapped[int] = mapped_column(
-        ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
-    quantity: Mapped[int] = mapped_column()
-    allocation: Mapped[str] = mapped_column(Text, default="[]")
-    beneficiary: Mapped[str] = mapped_column(String(200))
-    purpose: Mapped[str] = mapped_column(String(20))
-    note: Mapped[str] = mapped_column(String(500), default="")
-    country: Mapped[str] = mapped_column(String(2))
-    period_start: Mapped[dt.date] = mapped_column(Date)
-    period_end: Mapped[dt.date] = mapped_column(Date)
-    order_id: Mapped[int | None] = mapped_column(
-        ForeignKey("api_sandbox_orders.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

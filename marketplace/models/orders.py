@@ -1,8 +1,8 @@
 """Orders, their lines, the inventory they reserve, and the payment events that move them.
 
-An order's status only moves forward: pending -> awaiting_payment -> paid -> fulfilled, or to
-expired / failed (releasing its reservation), or from fulfilled to refunded (held credits
-only). Payment events are stored once by their id, so a repeated webhook does nothing.
+An order's status changes only through ``marketplace.order_states.transition`` (its one
+transition table); the guard on ``Order.status`` refuses any other write. Payment events are
+stored once by their id, so a repeated webhook does nothing.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from sqlalchemy import (
     Index,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ledger.schema import Base, BigId, utcnow, one_of
 
-ORDER_STATES = ("pending", "awaiting_payment", "paid", "fulfilled", "expired", "failed",
-                "cancelled", "refunded")
+from .. import order_states
+from ..order_states import STATES as ORDER_STATES
+
 ACTIONS = ("retire", "hold")
-
-
 
 
 class Order(Base):
@@ -36,7 +34,6 @@ class Order(Base):
         CheckConstraint(one_of("status", ORDER_STATES), name="status"),
         CheckConstraint(one_of("action", ACTIONS), name="action"),
         CheckConstraint("total_minor > 0", name="total_positive"),
-        UniqueConstraint("organisation_id", "idempotency_key", name="uq_orders_idempotency"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -58,8 +55,6 @@ class Order(Base):
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     checkout_url: Mapped[str | None] = mapped_column(Text)
     payment_reference: Mapped[str | None] = mapped_column(String(255))
-    idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    request_hash: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -76,6 +71,9 @@ class Order(Base):
     @property
     def quantity(self) -> int:
         return sum(line.quantity for line in self.lines)
+
+
+order_states.install(Order)
 
 
 class OrderLine(Base):

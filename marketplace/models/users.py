@@ -24,7 +24,6 @@ class User(UserMixin, Base):
     name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="customer")
-    ledger_account_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_accounts.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user",
@@ -38,17 +37,26 @@ class User(UserMixin, Base):
     def is_auditor(self) -> bool:
         return self.role in ("auditor", "operator")
 
+    @property
+    def account_name(self) -> str:
+        """The name of this user's account in each mode's ledger."""
+        return f"user:{self.id}"
+
 
 class Organisation(Base):
     __tablename__ = "organisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(160))
-    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="organisation",
                                                           cascade="all, delete-orphan")
+
+    @property
+    def account_name(self) -> str:
+        """The name of this organisation's account in each mode's ledger."""
+        return f"org:{self.id}"
 
 
 class Membership(Base):

@@ -22,6 +22,10 @@ class CheckoutSession:
     url: str
 
 
+class GatewayError(Exception):
+    """A gateway could not do what was asked; the message is safe to show."""
+
+
 class Gateway(Protocol):
     name: str
 
@@ -35,12 +39,29 @@ class Gateway(Protocol):
         ...
 
 
-def gateway() -> Gateway:
-    """The configured gateway for this app, built once (it keeps an HTTP session)."""
-    cached: Gateway | None = current_app.extensions.get("selva_gateway")
+def gateway_name(mode: str | None = None) -> str:
+    """The gateway that takes payments in ``mode`` (default: the current one): live mode uses
+    ``CARBON_PAYMENT_GATEWAY``; test mode ``CARBON_TEST_PAYMENT_GATEWAY`` (the demo gateway by
+    default: test orders are paid by the same webhook path, and no money ever moves)."""
+    from ..database import db
+    from ..modes import LIVE
+
+    mode = mode or db.mode()
+    config = current_app.config
+    return str(config["PAYMENT_GATEWAY"] if mode == LIVE else config["TEST_PAYMENT_GATEWAY"])
+
+
+def gateway(mode: str | None = None) -> Gateway:
+    """The gateway for ``mode`` (default: the current one)."""
+    return gateway_named(gateway_name(mode))
+
+
+def gateway_named(name: str) -> Gateway:
+    """The gateway called ``name`` (``demo`` or ``stripe``), built once per app (it keeps an
+    HTTP session)."""
+    cached: Gateway | None = current_app.extensions.get(f"selva_gateway_{name}")
     if cached is not None:
         return cached
-    name = current_app.config["PAYMENT_GATEWAY"]
     made: Gateway
     if name == "demo":
         from .demo import DemoGateway
@@ -53,5 +74,5 @@ def gateway() -> Gateway:
         made = StripeGateway(api_key=cfg["STRIPE_SECRET_KEY"], api_base=cfg.get("STRIPE_API_BASE"))
     else:
         raise RuntimeError(f"unknown payment gateway {name!r}")
-    current_app.extensions["selva_gateway"] = made
+    current_app.extensions[f"selva_gateway_{name}"] = made
     return made

@@ -54,7 +54,7 @@ def send_event(event_type: str, order: Order, *, payment_status: str = "paid") -
         "object": "event",
         "type": event_type,
         "created": int(time.time()),
-        "livemode": False,
+        "livemode": db.livemode,
         "data": {"object": {
             "id": order.checkout_session_id,
             "object": "checkout.session",
@@ -63,7 +63,7 @@ def send_event(event_type: str, order: Order, *, payment_status: str = "paid") -
             "currency": order.currency.lower(),
             "payment_status": payment_status,
             "payment_intent": f"pi_demo_{order.reference}",
-            "metadata": {"order": order.reference},
+            "metadata": {"order": order.reference, "mode": db.mode()},
         }},
     }
     payload = json.dumps(event, separators=(",", ":")).encode()

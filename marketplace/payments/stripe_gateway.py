@@ -39,8 +39,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger.schema import Batch, Project
 
+from ..database import db
 from ..models import Listing, Order, OrderLine
-from . import CheckoutSession
+from . import CheckoutSession, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ REFUND = "refund the payment"
 _SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]+")
 
 
-class PaymentGatewayError(Exception):
+class PaymentGatewayError(GatewayError):
     """The payment provider could not do what we asked. The message is safe to show a buyer
     or an operator: it never carries the API key or the provider's raw response."""
 
@@ -268,8 +269,8 @@ class StripeGateway:
                 for line in facts.lines
             ],
             "client_reference_id": facts.reference,
-            "metadata": {"order": facts.reference},
-            "payment_intent_data": {"metadata": {"order": facts.reference}},
+            "metadata": {"order": facts.reference, "mode": db.mode()},
+            "payment_intent_data": {"metadata": {"order": facts.reference, "mode": db.mode()}},
             "expires_at": int(facts.expires_at.timestamp()),
             "success_url": success_url,
             "cancel_url": cancel_url,
@@ -299,14 +300,15 @@ class StripeGateway:
         return CheckoutSession(session.id, session.url)
 
     def refund(self, order: Order) -> None:
-        """Refund the order's whole payment. Call it inside the transaction that records the
-        refund (``checkout.refund``), so that a refusal here rolls the ledger back."""
+        """Refund the order's whole payment. Called outside any transaction, after the order
+        was committed as ``refund_pending`` (``marketplace.refunds``); a refusal raises and
+        the order stays pending with the error."""
         if not order.payment_reference:
             raise PaymentGatewayError("This order has no recorded payment to refund.")
         try:
             refund = self._client.v1.refunds.create(
                 {"payment_intent": order.payment_reference,
-                 "metadata": {"order": order.reference}},
+                 "metadata": {"order": order.reference, "mode": db.mode()}},
                 {"idempotency_key": f"refund-{order.reference}"},
             )
         except stripe.StripeError as exc:

@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.errors import LedgerError
 
-from .. import checkout
+from .. import checkout, modes
 from ..database import db
 from ..extensions import csrf
-from ..models import Order, PaymentEvent
+from ..models import PaymentEvent
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -39,8 +39,8 @@ def construct_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     if not signature:
         raise BadEvent("missing Stripe-Signature header")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret,
-                                               tolerance=current_app.config["WEBHOOK_TOLERANCE"])
+        stripe.Webhook.construct_event(payload, signature, secret,
+                                       tolerance=current_app.config["WEBHOOK_TOLERANCE"])
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise BadEvent(f"invalid payload or signature: {type(exc).__name__}") from None
     return dict(json.loads(payload))
@@ -53,14 +53,26 @@ def handle_event(event: dict[str, Any]) -> tuple[str, int]:
     obj = (event.get("data") or {}).get("object") or {}
     if not isinstance(event_id, str) or not isinstance(obj, dict):
         return "malformed event", 400
-    reference = obj.get("client_reference_id") or (obj.get("metadata") or {}).get("order")
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return "malformed event", 400
+    mode = metadata.get("mode", modes.LIVE)
+    if mode not in modes.MODES:
+        return "malformed event: unknown mode", 400
+    with db.use(mode):  # the order lives in the mode its checkout was made in
+        return _handle(event_id, str(event_type), obj, metadata, event.get("created"))
+
+
+def _handle(event_id: str, event_type: str, obj: dict[str, Any],
+            metadata: dict[str, Any], created: Any) -> tuple[str, int]:
+    reference = obj.get("client_reference_id") or metadata.get("order")
     session = db.session
     try:
         with session.begin():
             order = checkout.locked_order(session, reference) if isinstance(reference, str) else None
             stored = PaymentEvent(id=event_id, type=str(event_type)[:80],
                                   order_id=order.id if order else None,
-                                  created=int(event.get("created") or 0))
+                                  created=created if isinstance(created, int) else 0)
             session.add(stored)
             session.flush()
             stored.outcome = _dispatch(session, event_type, obj, reference)

@@ -8,6 +8,8 @@ Create Date: 2026-11-21 05:26:17.395341
 from __future__ import annotations
 
 from alembic import op
+
+from marketplace.migrate import shared_here
 import sqlalchemy as sa
 
 
@@ -49,42 +51,43 @@ def upgrade() -> None:
     sa.UniqueConstraint('project_id', name=op.f('uq_listings_project_id')),
     sa.UniqueConstraint('slug', name=op.f('uq_listings_slug'))
     )
-    op.create_table('organisations',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=160), nullable=False),
-    sa.Column('ledger_account_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_organisations_ledger_account_id_ledger_accounts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
-    sa.UniqueConstraint('ledger_account_id', name=op.f('uq_organisations_ledger_account_id'))
-    )
-    op.create_table('users',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('name', sa.String(length=120), nullable=False),
-    sa.Column('password_hash', sa.String(length=255), nullable=False),
-    sa.Column('role', sa.String(length=20), nullable=False),
-    sa.Column('ledger_account_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.CheckConstraint("role IN ('customer', 'operator', 'auditor')", name=op.f('ck_users_role')),
-    sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_users_ledger_account_id_ledger_accounts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
-    )
-    op.create_table('memberships',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.Column('role', sa.String(length=10), nullable=False),
-    sa.CheckConstraint("role IN ('admin', 'member')", name=op.f('ck_memberships_role')),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_memberships_organisation_id_organisations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
-    sa.UniqueConstraint('user_id', 'organisation_id', name='uq_memberships_user_org')
-    )
-    with op.batch_alter_table('memberships', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_memberships_organisation_id'), ['organisation_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_memberships_user_id'), ['user_id'], unique=False)
+    if shared_here():
+        op.create_table('organisations',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=160), nullable=False),
+        sa.Column('ledger_account_id', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_organisations_ledger_account_id_ledger_accounts')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations')),
+        sa.UniqueConstraint('ledger_account_id', name=op.f('uq_organisations_ledger_account_id'))
+        )
+        op.create_table('users',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('email', sa.String(length=254), nullable=False),
+        sa.Column('name', sa.String(length=120), nullable=False),
+        sa.Column('password_hash', sa.String(length=255), nullable=False),
+        sa.Column('role', sa.String(length=20), nullable=False),
+        sa.Column('ledger_account_id', sa.Integer(), nullable=True),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.CheckConstraint("role IN ('customer', 'operator', 'auditor')", name=op.f('ck_users_role')),
+        sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'], name=op.f('fk_users_ledger_account_id_ledger_accounts')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+        sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+        )
+        op.create_table('memberships',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('role', sa.String(length=10), nullable=False),
+        sa.CheckConstraint("role IN ('admin', 'member')", name=op.f('ck_memberships_role')),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_memberships_organisation_id_organisations'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_memberships')),
+        sa.UniqueConstraint('user_id', 'organisation_id', name='uq_memberships_user_org')
+        )
+        with op.batch_alter_table('memberships', schema=None) as batch_op:
+            batch_op.create_index(batch_op.f('ix_memberships_organisation_id'), ['organisation_id'], unique=False)
+            batch_op.create_index(batch_op.f('ix_memberships_user_id'), ['user_id'], unique=False)
 
     op.create_table('orders',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -205,11 +208,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_orders_organisation_id'))
 
     op.drop_table('orders')
-    with op.batch_alter_table('memberships', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_memberships_user_id'))
-        batch_op.drop_index(batch_op.f('ix_memberships_organisation_id'))
+    if shared_here():
+        with op.batch_alter_table('memberships', schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f('ix_memberships_user_id'))
+            batch_op.drop_index(batch_op.f('ix_memberships_organisation_id'))
 
-    op.drop_table('memberships')
-    op.drop_table('users')
-    op.drop_table('organisations')
+    if shared_here():
+        op.drop_table('memberships')
+        op.drop_table('users')
+        op.drop_table('organisations')
     op.drop_table('listings')

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from marketplace.migrate import shared_here
+
 revision = "0004api"
 down_revision = "0003"
 branch_labels = None
@@ -33,29 +35,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_idempotency_keys')),
     sa.UniqueConstraint('organisation_id', 'livemode', 'endpoint', 'key', name='uq_api_idempotency_keys_key')
     )
-    op.create_table('api_keys',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.Column('created_by', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('prefix', sa.String(length=20), nullable=False),
-    sa.Column('key_hash', sa.String(length=64), nullable=False),
-    sa.Column('livemode', sa.Boolean(), nullable=False),
-    sa.Column('scope', sa.String(length=10), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked_by', sa.Integer(), nullable=True),
-    sa.CheckConstraint("scope IN ('write', 'read')", name=op.f('ck_api_keys_scope')),
-    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_api_keys_created_by_users')),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_keys_organisation_id_organisations'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['revoked_by'], ['users.id'], name=op.f('fk_api_keys_revoked_by_users')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
-    sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash')),
-    sa.UniqueConstraint('prefix', name=op.f('uq_api_keys_prefix'))
-    )
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_api_keys_organisation_id'), ['organisation_id'], unique=False)
+    if shared_here():
+        op.create_table('api_keys',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('created_by', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=100), nullable=False),
+        sa.Column('prefix', sa.String(length=20), nullable=False),
+        sa.Column('key_hash', sa.String(length=64), nullable=False),
+        sa.Column('livemode', sa.Boolean(), nullable=False),
+        sa.Column('scope', sa.String(length=10), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('revoked_by', sa.Integer(), nullable=True),
+        sa.CheckConstraint("scope IN ('write', 'read')", name=op.f('ck_api_keys_scope')),
+        sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_api_keys_created_by_users')),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_keys_organisation_id_organisations'), ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['revoked_by'], ['users.id'], name=op.f('fk_api_keys_revoked_by_users')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
+        sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash')),
+        sa.UniqueConstraint('prefix', name=op.f('uq_api_keys_prefix'))
+        )
+        with op.batch_alter_table('api_keys', schema=None) as batch_op:
+            batch_op.create_index(batch_op.f('ix_api_keys_organisation_id'), ['organisation_id'], unique=False)
 
     op.create_table('api_sandbox_holdings',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -102,34 +105,35 @@ def upgrade() -> None:
         batch_op.create_index('ix_api_sandbox_orders_active', ['status', 'expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_api_sandbox_orders_organisation_id'), ['organisation_id'], unique=False)
 
-    op.create_table('api_saved_payment_methods',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.Column('customer', sa.String(length=255), nullable=False),
-    sa.Column('payment_method', sa.String(length=255), nullable=False),
-    sa.Column('label', sa.String(length=100), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_saved_payment_methods_organisation_id_organisations'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_saved_payment_methods')),
-    sa.UniqueConstraint('organisation_id', name=op.f('uq_api_saved_payment_methods_organisation_id'))
-    )
-    op.create_table('api_webhook_endpoints',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('organisation_id', sa.Integer(), nullable=False),
-    sa.Column('url', sa.String(length=500), nullable=False),
-    sa.Column('secret', sa.String(length=100), nullable=False),
-    sa.Column('livemode', sa.Boolean(), nullable=False),
-    sa.Column('events', sa.String(length=200), nullable=False),
-    sa.Column('description', sa.String(length=200), nullable=False),
-    sa.Column('created_by', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_api_webhook_endpoints_created_by_users')),
-    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_webhook_endpoints_organisation_id_organisations'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_webhook_endpoints'))
-    )
-    with op.batch_alter_table('api_webhook_endpoints', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_api_webhook_endpoints_organisation_id'), ['organisation_id'], unique=False)
+    if shared_here():
+        op.create_table('api_saved_payment_methods',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('customer', sa.String(length=255), nullable=False),
+        sa.Column('payment_method', sa.String(length=255), nullable=False),
+        sa.Column('label', sa.String(length=100), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_saved_payment_methods_organisation_id_organisations'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_api_saved_payment_methods')),
+        sa.UniqueConstraint('organisation_id', name=op.f('uq_api_saved_payment_methods_organisation_id'))
+        )
+        op.create_table('api_webhook_endpoints',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('organisation_id', sa.Integer(), nullable=False),
+        sa.Column('url', sa.String(length=500), nullable=False),
+        sa.Column('secret', sa.String(length=100), nullable=False),
+        sa.Column('livemode', sa.Boolean(), nullable=False),
+        sa.Column('events', sa.String(length=200), nullable=False),
+        sa.Column('description', sa.String(length=200), nullable=False),
+        sa.Column('created_by', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_api_webhook_endpoints_created_by_users')),
+        sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_api_webhook_endpoints_organisation_id_organisations'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_api_webhook_endpoints'))
+        )
+        with op.batch_alter_table('api_webhook_endpoints', schema=None) as batch_op:
+            batch_op.create_index(batch_op.f('ix_api_webhook_endpoints_organisation_id'), ['organisation_id'], unique=False)
 
     op.create_table('api_webhook_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -269,9 +273,11 @@ def downgrade() -> None:
     op.drop_table('api_quotes')
     op.drop_table('api_orders')
     op.drop_table('api_webhook_events')
-    op.drop_table('api_webhook_endpoints')
-    op.drop_table('api_saved_payment_methods')
+    if shared_here():
+        op.drop_table('api_webhook_endpoints')
+        op.drop_table('api_saved_payment_methods')
     op.drop_table('api_sandbox_orders')
     op.drop_table('api_sandbox_holdings')
-    op.drop_table('api_keys')
+    if shared_here():
+        op.drop_table('api_keys')
     op.drop_table('api_idempotency_keys')

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from marketplace.migrate import shared_here
+
 revision = "0004calc"
 down_revision = "0003"
 branch_labels = None
@@ -22,6 +24,8 @@ _LIVE = "status IN ('pending', 'active')"
 
 
 def upgrade() -> None:
+    if not shared_here():
+        return  # footprints belong to users: the live target only
     op.create_table(
         "saved_footprints",
         sa.Column("id", _ID, nullable=False),
@@ -136,6 +140,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if not shared_here():
+        return
     op.drop_index(op.f("ix_offset_invoices_subscription_id"), table_name="offset_invoices")
     op.drop_table("offset_invoices")
     op.drop_index("uq_offset_subscriptions_live_user", table_name="offset_subscriptions")

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from ledger import canonical
 from ledger.schema import Account, Batch, Beneficiary, Block, Entry, Project
+from marketplace.accounts import account_of
 from marketplace.models import Order, Organisation, Reservation, User
 
 from .server import (  # noqa: F401  (fixtures)
@@ -117,7 +118,7 @@ def test_visitor_filters_signs_up_buys_and_sees_their_retirement(
         assert entry is not None and entry.kind == "retire"
         data = canonical.loads(bytes(entry.record))["data"]
         assert data["quantity"] == 2
-        assert data["account"] == buyer.ledger_account_id
+        assert data["account"] == account_of(session, buyer).id
         person = session.get(Beneficiary, entry.seq)
         assert person is not None and person.name == name
         blocks = session.scalars(select(Block).where(Block.created_by == entry.seq)).all()
@@ -185,18 +186,18 @@ def test_company_admin_buys_to_hold_then_retires_part(pages: Pages, live: LiveSe
         assert org is not None
         order = session.scalars(select(Order).where(Order.reference == reference)).one()
         assert (order.status, order.action, order.organisation_id) == ("fulfilled", "hold", org_id)
-        assert order.ledger_account_id == org.ledger_account_id
+        assert order.ledger_account_id == account_of(session, org).id
         tradable = session.scalar(
             select(func.sum(Block.last_serial - Block.first_serial + 1))
-            .where(Block.account_id == org.ledger_account_id, Block.state == "tradable",
+            .where(Block.account_id == account_of(session, org).id, Block.state == "tradable",
                    Block.spent_by.is_(None)))
         assert tradable == 60
         retirement = session.scalars(
             select(Entry).join(Beneficiary, Beneficiary.seq == Entry.seq)
             .where(Entry.kind == "retire", Beneficiary.name == beneficiary)).one()
         data = canonical.loads(bytes(retirement.record))["data"]
-        assert (data["quantity"], data["account"]) == (40, org.ledger_account_id)
-        assert session.scalar(select(Account.kind).where(Account.id == org.ledger_account_id)) \
+        assert (data["quantity"], data["account"]) == (40, account_of(session, org).id)
+        assert session.scalar(select(Account.kind).where(Account.id == account_of(session, org).id)) \
             == "organisation"
     page.close()
 

@@ -16,7 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from ledger import operations
 from ledger.schema import Project
-from marketplace import create_app, demo
+from marketplace import create_app, demo, testmode
 from marketplace.auth import create_user
 from marketplace.checkout import inventory_account
 from marketplace.database import db
@@ -34,25 +34,18 @@ def make_app(url: str, **overrides: Any) -> Flask:
 
 
 @contextmanager
-def transaction(app: Flask) -> Iterator[Any]:
-    with app.app_context(), db.session.begin():
+def transaction(app: Flask, mode: str = "live") -> Iterator[Any]:
+    """A committed transaction on ``mode``'s data (live, or API test mode's)."""
+    with app.app_context(), db.use(mode), db.session.begin():
         yield db.session
 
 
 def load_demo(app: Flask) -> None:
-    """The demo ledger data plus a listing per project."""
+    """The demo ledger data and listings, and test mode's mirror of them."""
     with transaction(app) as session:
         demo.load(session)
-        try:
-            from marketplace.listings_demo import load_listings
-        except ImportError:
-            load_listings = None
-        if load_listings is not None:
-            load_listings(session)
-        else:
-            for project in session.scalars(select(Project)):
-                session.add(Listing(project_id=project.id, slug=f"p{project.id}",
-                                    status="listed", price_minor=1500, currency="USD"))
+    with app.app_context():
+        testmode.seed_from_live()
 
 
 def listing_for(app: Flask, registry_id: str) -> int:

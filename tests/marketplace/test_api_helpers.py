@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from ledger.checkpoint import write_keypair
 from ledger.schema import Block, Entry
+from marketplace.accounts import account_of
 from marketplace.api import keys, register
 from marketplace.auth import create_user
 from marketplace.checkout import for_sale_by_batch
@@ -35,7 +36,16 @@ RETIRE = {"action": "retire", "beneficiary": "Acme Travel Ltd", "purpose": "trav
           "country": "GB", "period_start": "2025-01-01", "period_end": "2025-12-31"}
 
 
+def signer_for_test_mode(signer: Path) -> Path:
+    """The test ledger's signer key, made beside the live one on first use."""
+    test_key = signer.parent / "selva.example_test-ledger.key"
+    if not test_key.exists():
+        write_keypair(signer.parent, "selva.example/test-ledger")
+    return test_key
+
+
 def api_app_for(url: str, signer: Path, **overrides: Any) -> Flask:
+    overrides.setdefault("TEST_CHECKPOINT_KEY", str(signer_for_test_mode(signer)))
     app = make_app(url, CHECKPOINT_KEY=str(signer), **overrides)
     if "api" not in app.blueprints:
         register(app)
@@ -97,7 +107,7 @@ def make_company(app: Flask, name: str = "Acme Travel Ltd") -> Company:
                                livemode=False)[1]
         read = keys.create_key(session, organisation=org, user=user, name="read",
                                livemode=True, scope="read")[1]
-        return Company(org.id, user.id, email, org.ledger_account_id, live, test, read)
+        return Company(org.id, user.id, email, account_of(session, org).id, live, test, read)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ledger.verify import verify_certificate
 from marketplace.api import billing
 from marketplace.checkout import for_sale_by_batch
 from marketplace.models import Order
-from marketplace.models.api import ApiQuote
+from marketplace.models.api import ApiQuote, IdempotencyRecord
 
 from .shop import load_demo, transaction
 from .test_api_helpers import (  # noqa: F401  (fixtures)
@@ -173,7 +173,7 @@ def test_order_from_quote_to_hold_then_retire_part(app: Flask, client: FlaskClie
     assert ret["beneficiary"] == "Acme Travel Ltd" and ret["purpose"] == "travel"
     assert ret["period_end"] == "2025-03-31" and ret["projects"][0]["ref"] == "VCS-944"
     assert made.headers["Location"] == f"/api/v1/retirements/{ret['id']}"
-    assert ret["certificate"]["json"].endswith(f"/api/v1/certificates/{ret['seq']}")
+    assert ret["certificate"]["json"].endswith(f"/registry/certificates/{ret['seq']}.json")
     replay = client.post("/api/v1/retirements", json=retirement,
                          headers={**company.headers, "Idempotency-Key": "retire-1"})
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
@@ -461,7 +461,11 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_order(
     assert sorted(status for status, _ in results) == [200] * 7 + [201], results
     assert len({reference for _, reference in results}) == 1
     with transaction(app) as session:
-        orders = list(session.scalars(select(Order).where(Order.idempotency_key == "one-purchase")))
+        [record] = session.scalars(select(IdempotencyRecord).where(
+            IdempotencyRecord.key == "one-purchase"))
+        assert (record.endpoint, record.resource_id) == ("orders", results[0][1])
+        orders = list(session.scalars(select(Order).where(
+            Order.organisation_id == company.org_id)))
         assert [o.status for o in orders] == ["fulfilled"]
         assert sum(r.quantity for r in orders[0].reservations) == 3
         audit.verify(session)

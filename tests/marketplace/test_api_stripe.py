@@ -71,7 +71,7 @@ def test_the_saved_payment_method_is_charged_off_session(stripe_app: Flask,
     assert call.form["amount"] == str(4 * 1800) and call.form["currency"] == "usd"
     assert call.form["customer"] == "cus_Acme" and call.form["payment_method"] == "pm_card_visa"
     assert call.form["off_session"] == "true" and call.form["confirm"] == "true"
-    assert call.form["metadata"] == {"order": order["id"], "source": "api"}
+    assert call.form["metadata"] == {"order": order["id"], "source": "api", "mode": "live"}
     with transaction(stripe_app) as session:
         stored = session.scalars(select(Order).where(Order.reference == order["id"])).one()
         assert stored.payment_reference == "pi_3Test"

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from ledger import audit
 from ledger.schema import Beneficiary
+from marketplace.accounts import account_of
 from marketplace import create_app, footprint
 from marketplace.footprint import subscriptions
 from marketplace.footprint.views import retirements
@@ -120,7 +121,7 @@ class Subscriber:
                                                listing=listing, gateway=gateway)
             subscription.checkout_session_id = f"cs_demo_sub_{secrets.token_hex(6)}"
             self.reference = subscription.reference
-            self.account = session.get(User, self.user_id).ledger_account_id
+            self.account = account_of(session, session.get(User, self.user_id)).id
 
     def save(self, session: Any, annual: int) -> int:
         saved = SavedFootprint(user_id=self.user_id, country="GB", inputs="{}", lines="[]",
@@ -332,7 +333,7 @@ def test_subscribe_pay_twice_and_cancel_through_the_demo_pages(
         subscription = session.scalars(select(OffsetSubscription)).one()
         assert (subscription.status, subscription.months_paid) == ("cancelled", 2)
         assert subscription.cancelled_at is not None
-        account_id = session.get(User, user_id).ledger_account_id
+        account_id = account_of(session, session.get(User, user_id)).id
         assert [r["tonnes"] for r in retirements(session, account_id)] == [1, 2]
     # Cancelling twice is harmless; subscribing again is possible.
     assert client.post("/footprint/subscription/cancel").status_code == 302

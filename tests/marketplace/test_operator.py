@@ -8,7 +8,6 @@ import html
 from collections.abc import Callable
 from decimal import Decimal
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -74,7 +73,13 @@ def test_a_customer_gets_403_everywhere(app: Flask, login_as: Login) -> None:
 
 
 def test_an_auditor_is_not_an_operator(login_as: Login) -> None:
-    assert login_as("auditor").get("/operator/").status_code == 403
+    """Auditors read the back office (``marketplace.access``) and change nothing."""
+    auditor = login_as("auditor")
+    assert auditor.get("/operator/").status_code == 200
+    assert auditor.get("/operator/projects/new").status_code == 200
+    assert auditor.post("/operator/projects/new", data={
+        "registry": "VCS", "registry_id": "12345", "name": "Not allowed",
+        "country": "PE"}).status_code == 403
 
 
 # -- dashboard ---------------------------------------------------------------------------------

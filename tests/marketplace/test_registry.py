@@ -24,6 +24,7 @@ from ledger.checkpoint import open_note, write_keypair
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.schema import Batch, Block, Entry, Project
 from ledger.verify import verify_certificate
+from marketplace.accounts import account_of
 from marketplace import registry
 from marketplace import checkout
 from marketplace.checkout import inventory_account
@@ -564,7 +565,7 @@ def test_a_customers_name_never_appears_on_registry_pages(app: Flask) -> None:
     buy(app, client, "868", 3, action="hold")
     with transaction(app) as session:
         user = session.scalars(select(User).where(User.email == "quentin@example.org")).one()
-        user_account, user_id = user.ledger_account_id, user.id
+        user_account, user_id = account_of(session, user).id, user.id
         size = session.scalar(select(Entry.seq).order_by(Entry.seq.desc()).limit(1))
         held_first = session.scalar(select(Block.first_serial).where(
             Block.account_id == user_account, Block.state == "tradable",

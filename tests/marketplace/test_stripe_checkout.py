@@ -20,7 +20,8 @@ from sqlalchemy import func, select, update
 
 from ledger import audit, queries
 from ledger.schema import Batch, Beneficiary, Block
-from marketplace import checkout, create_app
+from marketplace.accounts import account_of
+from marketplace import checkout, create_app, refunds
 from marketplace.checkout import CartLine, CheckoutDetails
 from marketplace.config import ConfigError
 from marketplace.database import db
@@ -64,7 +65,7 @@ class Shop:
         self.buyer = add_user(app, "ada@example.org", "Ada Lovelace")
         self.alto_mayo = listing_for(app, "944")
         with transaction(app) as session:
-            self.account = session.get(User, self.buyer).ledger_account_id
+            self.account = account_of(session, session.get(User, self.buyer)).id
 
     def place(self, quantity: int = 2, *, action: str = "retire",
               lines: list[CartLine] | None = None, listing: int | None = None) -> str:
@@ -182,7 +183,7 @@ def test_checkout_session_carries_the_order_and_is_idempotent(shop: Shop) -> Non
     form = first.form
     assert form["mode"] == "payment"
     assert form["client_reference_id"] == reference
-    assert form["metadata"] == {"order": reference}
+    assert form["metadata"] == {"order": reference, "mode": "live"}
     assert form["customer_email"] == "ada@example.org"
     assert (form["success_url"], form["cancel_url"]) == (SUCCESS_URL, CANCEL_URL)
     assert form["line_items"] == [
@@ -327,7 +328,7 @@ def test_completed_fulfils_once_whatever_stripe_repeats(shop: Shop) -> None:
     # A retirement is final: no refund, and Stripe is never asked.
     with pytest.raises(checkout.RefundError, match="final and cannot be undone"), \
             transaction(shop.app) as session:
-        checkout.refund(session, reference)
+        checkout.request_refund(session, reference)
     assert fake.calls("POST", "/v1/refunds") == []
 
 
@@ -472,14 +473,10 @@ def test_delayed_payments_wait_then_succeed_or_release(shop: Shop) -> None:
 
 
 def refund(shop: Shop, reference: str) -> str:
-    """Ledger first, then the money, in one transaction: a refusal from Stripe rolls the
-    ledger back, so credits never return to inventory while the buyer keeps the money."""
-    with transaction(shop.app) as session:
-        outcome = checkout.refund(session, reference)
-        order = checkout.locked_order(session, reference)
-        assert order is not None
-        shop.gateway.refund(order)
-        return outcome
+    """The operator's refund: ledger first and committed (``refund_pending``), then Stripe
+    with no transaction open, then the outcome in a transaction of its own."""
+    with shop.app.app_context():
+        return refunds.refund_order(reference)
 
 
 def test_refund_of_held_credits_returns_money_and_tonnes(shop: Shop) -> None:
@@ -490,21 +487,29 @@ def test_refund_of_held_credits_returns_money_and_tonnes(shop: Shop) -> None:
     assert shop.held() == 3
     intent = fake.sessions[hosted.id]["payment_intent"]
 
+    # Stripe refuses: the credits are back in inventory (that step committed), the order waits
+    # in refund_pending with Stripe's answer for the operator, and no money has moved.
     fake.failures.append((402, {"error": {"type": "card_error", "code": "expired_card",
                                           "message": "The card has expired."}}))
-    with pytest.raises(PaymentGatewayError, match="declined to refund the payment"):
+    with pytest.raises(refunds.RefundPending, match="declined to refund the payment"):
         refund(shop, reference)
-    assert shop.order(reference).status == "fulfilled" and shop.held() == 3  # rolled back
+    order = shop.order(reference)
+    assert order.status == "refund_pending" and order.refunded_at is None
+    assert order.failure is not None and "declined to refund" in order.failure
+    assert shop.held() == 0 and shop.for_sale() == before
+    assert fake.refunds == {}
+    shop.verify()
 
+    # Asked again, Stripe refunds: only the money moves now, the ledger already did.
     assert refund(shop, reference) == "refunded: 3 t returned to inventory"
     [call] = [c for c in fake.calls("POST", "/v1/refunds") if c.status == 200]
     assert call.form["payment_intent"] == intent
-    assert call.form["metadata"] == {"order": reference}
+    assert call.form["metadata"] == {"order": reference, "mode": "live"}
     assert call.idempotency_key == f"refund-{reference}"
     [stripe_refund] = fake.refunds.values()
     assert stripe_refund["amount"] == shop.order(reference).total_minor
     order = shop.order(reference)
-    assert order.status == "refunded" and order.refunded_at is not None
+    assert order.status == "refunded" and order.refunded_at is not None and order.failure is None
     assert shop.held() == 0 and shop.for_sale() == before
     shop.verify()
 
