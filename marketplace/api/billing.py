@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 
-import stripe
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,78 +35,49 @@ log = logging.getLogger(__name__)
 
 
 def charge_saved_method(order: Order) -> None:
-    """Charge a pending API order; outside any transaction. Raises a 402 or 502 problem (the
-    order is then released as failed) when the payment is refused or cannot be made."""
-    gateway = payments.gateway_name()
-    if gateway == "demo":
-        from ..payments.demo import send_event
-
-        send_event("checkout.session.completed", order)
-        return
-    if gateway != "stripe":  # pragma: no cover - config refuses other values
-        raise RuntimeError(f"unknown payment gateway {gateway!r}")
+    """Charge a pending API order through the payment gateway; outside any transaction. Raises
+    a 402 or 502 problem (the order is then released as failed) when the payment is refused or
+    cannot be made."""
+    gateway = payments.gateway()
     with db.session.begin():
         method = db.session.scalars(select(SavedPaymentMethod).where(
             SavedPaymentMethod.organisation_id == order.organisation_id)).one_or_none()
-        if method is None:
-            checkout.release(db.session, order.reference, "failed")
-            _fail(order.reference, "no saved payment method")
-        else:
-            customer, payment_method = method.customer, method.payment_method
-    if method is None:
+    try:
+        reference = gateway.charge_saved_method(order, method)
+    except payments.NoPaymentMethod:
+        _failed(order.reference, "no saved payment method")
         raise Problem(402, "No saved payment method",
                       "The organisation has no saved payment method: pay by invoice "
                       "(payment_method 'invoice') or ask us to save one.",
-                      slug="payment-method-missing")
-    try:
-        intent_id = _payment_intent(order, customer, payment_method)
-    except stripe.CardError as exc:
-        with db.session.begin():
-            checkout.release(db.session, order.reference, "failed")
-            _fail(order.reference, "the payment was declined")
+                      slug="payment-method-missing") from None
+    except payments.PaymentDeclined as exc:
+        _failed(order.reference, "the payment was declined")
         raise Problem(402, "Payment declined", "The saved payment method was declined "
-                      f"({getattr(exc, 'code', None) or 'card_error'}). Nothing was charged.",
+                      f"({exc.code or 'card_error'}). Nothing was charged.",
                       slug="payment-declined") from None
-    except stripe.StripeError as exc:
-        log.warning("stripe: could not charge order %s: %s", order.reference, type(exc).__name__)
-        with db.session.begin():
-            checkout.release(db.session, order.reference, "failed")
-            _fail(order.reference, "the payment provider could not be reached")
+    except payments.GatewayError as exc:
+        log.warning("could not charge order %s: %s", order.reference, exc)
+        _failed(order.reference, "the payment provider could not be reached")
         raise Problem(502, "Payment provider unavailable", "The payment could not be made "
                       "just now; nothing was charged. Try again with a new Idempotency-Key.",
                       slug="payment-unavailable") from None
+    if reference is None:
+        return  # settled at once: the provider's event has fulfilled the order already
     with db.session.begin():
         fresh = checkout.locked_order(db.session, order.reference)
         if fresh is not None:
-            fresh.payment_reference = intent_id
+            fresh.payment_reference = reference
             if fresh.status == "pending":
                 transition(fresh, "awaiting_payment", "checkout_started")
 
 
-def _fail(reference: str, why: str) -> None:
-    fresh = checkout.locked_order(db.session, reference)
-    if fresh is not None and fresh.failure is None:
-        fresh.failure = why
-
-
-def _payment_intent(order: Order, customer: str, payment_method: str) -> str:
-    cfg = current_app.config
-    base = cfg.get("STRIPE_API_BASE")
-    http = stripe.new_default_http_client()
-    try:
-        client = stripe.StripeClient(cfg["STRIPE_SECRET_KEY"], http_client=http,
-                                     base_addresses={"api": base.rstrip("/")} if base else None,
-                                     max_network_retries=2)
-        intent = client.v1.payment_intents.create(
-            {"amount": order.total_minor, "currency": order.currency.lower(),
-             "customer": customer, "payment_method": payment_method, "off_session": True,
-             "confirm": True, "description": f"Selva order {order.reference}",
-             "metadata": {"order": order.reference, "source": "api", "mode": db.mode()}},
-            {"idempotency_key": f"api-charge-{order.reference}"},
-        )
-    finally:
-        http.close()  # type: ignore[no-untyped-call]
-    return str(intent.id)
+def _failed(reference: str, why: str) -> None:
+    """The charge did not happen: release the order's tonnes and say why."""
+    with db.session.begin():
+        checkout.release(db.session, reference, "failed")
+        fresh = checkout.locked_order(db.session, reference)
+        if fresh is not None and fresh.failure is None:
+            fresh.failure = why
 
 
 def record_invoice_payment(session: Session, reference: str) -> str:

@@ -26,9 +26,11 @@ def init_app(app: Flask) -> FactorSet:
 
 def register(app: Flask) -> None:
     """Everything this package adds to the app; call it once, from the app factory."""
-    from . import demo, views
+    from ..payments import webhooks
+    from . import demo, subscriptions, views
 
     init_app(app)
+    webhooks.handles("invoice.paid", subscriptions.handle_invoice_paid)
     app.register_blueprint(views.bp)
     if app.config["PAYMENT_GATEWAY"] == "demo":
         app.register_blueprint(demo.bp)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..models.footprints import OffsetSubscription
+from ..payments.demo import send_demo_invoice
 from . import subscriptions
 
 bp = Blueprint("footprint_demo", __name__, url_prefix="/footprint/demo-subscription")
@@ -46,7 +47,7 @@ def pay(session_id: str) -> Response:
             flash("This subscription is cancelled: the provider sends no more invoices.", "info")
             return redirect(url_for("footprint.account"))
     first = subscription.months_paid == 0
-    subscriptions.send_demo_invoice(subscription)
+    send_demo_invoice(subscription)
     flash("Subscribed (demo): the first month is paid." if first
           else "Next month's invoice paid (demo).", "success")
     return redirect(url_for("footprint.account"))

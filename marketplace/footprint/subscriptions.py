@@ -18,23 +18,20 @@ How it works (the design in one place):
 - Cancelling stops the provider's subscription and ours; invoices already paid stay
   fulfilled, and one paid after cancelling is still honoured (the money arrived).
 
-The subscriber's webhook branch lives in ``payments.webhooks._dispatch`` (one line calling
-``handle_invoice_paid``); this module never commits, the webhook handler owns the transaction.
+The provider's side (checkout, cancel, the demo's invoices) is the payment gateway's
+(``marketplace.payments``); ``handle_invoice_paid`` is registered with the webhook handler for
+``invoice.paid`` (``payments.webhooks.handles``). This module never commits: the webhook
+handler owns the transaction.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
 import logging
 import secrets
-import time
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
-import stripe
-from flask import current_app, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,15 +41,14 @@ from .. import checkout
 from ..checkout import CartLine, CheckoutDetails, CheckoutError
 from ..models import Listing, User
 from ..models.footprints import OffsetInvoice, OffsetSubscription, SavedFootprint
-from ..payments import CheckoutSession
-from ..payments.signature import sign_payload
+from ..payments import SUBSCRIPTION_METADATA_KEY
 from .calculator import GRAMS_PER_TONNE
 
 log = logging.getLogger(__name__)
 
 MIN_MONTHLY_MINOR = 50
 """Stripe charges at least 0.50 in the currencies we sell in."""
-METADATA_KEY = "offset_subscription"
+METADATA_KEY = SUBSCRIPTION_METADATA_KEY
 
 
 class SubscriptionError(Exception):
@@ -77,146 +73,6 @@ def split_month(carried_in: int, monthly: int) -> tuple[int, int, int]:
     due = carried_in + monthly
     whole = due // GRAMS_PER_TONNE
     return due, whole, due - whole * GRAMS_PER_TONNE
-
-
-# -- gateways ------------------------------------------------------------------------------------
-
-
-class SubscriptionGateway(Protocol):
-    name: str
-
-    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
-                                     cancel_url: str, customer_email: str | None,
-                                     description: str) -> CheckoutSession:
-        """Open the provider's page where the subscriber agrees to pay monthly."""
-        ...
-
-    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
-        """Stop the provider charging (idempotent)."""
-        ...
-
-
-class DemoSubscriptionGateway:
-    """The local demo: a page that stands in for the provider; no money moves."""
-
-    name = "demo"
-
-    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
-                                     cancel_url: str, customer_email: str | None,
-                                     description: str) -> CheckoutSession:
-        session_id = subscription.checkout_session_id or f"cs_demo_sub_{secrets.token_hex(12)}"
-        return CheckoutSession(session_id, url_for("footprint_demo.page", session_id=session_id))
-
-    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
-        """Nothing to stop: the demo only sends invoices when asked."""
-
-
-class StripeSubscriptionGateway:
-    """Stripe Checkout in subscription mode through the official library.
-
-    ``api_base`` replaces ``https://api.stripe.com`` as in ``StripeGateway`` (tests point it at
-    a local fake). Every call carries an idempotency key derived from the subscription.
-    """
-
-    name = "stripe"
-
-    def __init__(self, api_key: str, api_base: str | None = None, *,
-                 max_network_retries: int = 2) -> None:
-        from ..payments.stripe_gateway import stripe_client
-
-        self._http, self._client = stripe_client(api_key, api_base, max_network_retries)
-
-    def __repr__(self) -> str:  # never the key
-        return "StripeSubscriptionGateway()"
-
-    def close(self) -> None:
-        self._http.close()  # type: ignore[no-untyped-call]
-
-    def __enter__(self) -> StripeSubscriptionGateway:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    @staticmethod
-    def checkout_params(subscription: OffsetSubscription, *, success_url: str, cancel_url: str,
-                        customer_email: str | None, description: str) -> dict[str, Any]:
-        metadata = {METADATA_KEY: subscription.reference}
-        params: dict[str, Any] = {
-            "mode": "subscription",
-            "line_items": [{
-                "price_data": {
-                    "currency": subscription.currency.lower(),
-                    "unit_amount": subscription.price_minor,
-                    "recurring": {"interval": "month", "interval_count": 1},
-                    "product_data": {"name": description[:250]},
-                },
-                "quantity": 1,
-            }],
-            "client_reference_id": subscription.reference,
-            "metadata": metadata,
-            "subscription_data": {"metadata": metadata},
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-        }
-        if customer_email:
-            params["customer_email"] = customer_email
-        return params
-
-    def create_subscription_checkout(self, subscription: OffsetSubscription, *, success_url: str,
-                                     cancel_url: str, customer_email: str | None,
-                                     description: str) -> CheckoutSession:
-        from ..payments.stripe_gateway import CHECKOUT, PaymentGatewayError, _safe_error
-
-        params = self.checkout_params(subscription, success_url=success_url,
-                                      cancel_url=cancel_url, customer_email=customer_email,
-                                      description=description)
-        try:
-            session = self._client.v1.checkout.sessions.create(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": f"subscription-{subscription.reference}"},
-            )
-        except stripe.StripeError as exc:
-            raise _safe_error(exc, CHECKOUT) from None
-        if not session.id or not session.url:
-            raise PaymentGatewayError("The payment provider returned a checkout without a page "
-                                      "to pay on.")
-        return CheckoutSession(session.id, session.url)
-
-    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
-        from ..payments.stripe_gateway import _safe_error
-
-        try:
-            if subscription.provider_subscription_id:
-                self._client.v1.subscriptions.cancel(
-                    subscription.provider_subscription_id, None,
-                    {"idempotency_key": f"cancel-{subscription.reference}"})
-            elif subscription.checkout_session_id:
-                self._client.v1.checkout.sessions.expire(
-                    subscription.checkout_session_id, None,
-                    {"idempotency_key": f"expire-{subscription.reference}"})
-        except stripe.InvalidRequestError as exc:
-            # Already cancelled, or a checkout that completed or expired meanwhile: the
-            # provider is no longer charging for it, which is what was asked.
-            log.info("stripe: cancel %s: %s", subscription.reference, getattr(exc, "code", exc))
-        except stripe.StripeError as exc:
-            raise _safe_error(exc, "cancel the subscription") from None
-
-
-def subscription_gateway() -> SubscriptionGateway:
-    """The configured gateway (``CARBON_PAYMENT_GATEWAY``), built once per app."""
-    cached: SubscriptionGateway | None = current_app.extensions.get("footprint_subscriptions")
-    if cached is not None:
-        return cached
-    cfg = current_app.config
-    made: SubscriptionGateway
-    if cfg["PAYMENT_GATEWAY"] == "demo":
-        made = DemoSubscriptionGateway()
-    else:
-        made = StripeSubscriptionGateway(cfg["STRIPE_SECRET_KEY"], cfg.get("STRIPE_API_BASE"))
-    current_app.extensions["footprint_subscriptions"] = made
-    return made
 
 
 # -- starting and stopping -----------------------------------------------------------------------
@@ -409,56 +265,3 @@ def handle_invoice_paid(session: Session, invoice: dict[str, Any]) -> str:
     session.flush()
     return (f"offset subscription {subscription.reference}, month {month}: {whole} t retired, "
             f"{carried_out:,} g carried to next month")
-
-
-# -- the demo provider ---------------------------------------------------------------------------
-
-
-def demo_invoice(subscription: OffsetSubscription, *, now: int | None = None) -> dict[str, Any]:
-    """A Stripe-shaped ``invoice.paid`` event for the subscription's next month."""
-    created = int(time.time()) if now is None else now
-    today = dt.datetime.fromtimestamp(created, dt.UTC).date().replace(day=1)
-    month = today.month - 1 + subscription.months_paid
-    start = dt.date(today.year + month // 12, month % 12 + 1, 1)
-    end = dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
-
-    def stamp(day: dt.date) -> int:
-        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-
-    provider = subscription.provider_subscription_id or f"sub_demo_{subscription.reference}"
-    return {
-        "id": f"evt_demo_{secrets.token_hex(12)}",
-        "object": "event",
-        "type": "invoice.paid",
-        "created": created,
-        "livemode": False,
-        "data": {"object": {
-            "id": f"in_demo_{secrets.token_hex(12)}",
-            "object": "invoice",
-            "status": "paid",
-            "amount_paid": subscription.price_minor,
-            "currency": subscription.currency.lower(),
-            "billing_reason": ("subscription_create" if subscription.months_paid == 0
-                               else "subscription_cycle"),
-            "customer": f"cus_demo_{subscription.user_id}",
-            "created": created,
-            "status_transitions": {"paid_at": created},
-            "parent": {"type": "subscription_details", "subscription_details": {
-                "subscription": provider, "metadata": {METADATA_KEY: subscription.reference}}},
-            "lines": {"object": "list", "data": [{
-                "object": "line_item", "amount": subscription.price_minor,
-                "period": {"start": stamp(start), "end": stamp(end)},
-            }]},
-        }},
-    }
-
-
-def send_demo_invoice(subscription: OffsetSubscription) -> str:
-    """Sign the next month's ``invoice.paid`` exactly as Stripe signs webhooks and deliver it
-    to the webhook code, as the demo checkout does for orders."""
-    from ..payments.webhooks import construct_event, handle_event
-
-    payload = json.dumps(demo_invoice(subscription), separators=(",", ":")).encode()
-    signature = sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
-    outcome, _status = handle_event(construct_event(payload, signature))
-    return outcome

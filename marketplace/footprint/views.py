@@ -37,12 +37,12 @@ from werkzeug.wrappers import Response
 
 from ledger.schema import Batch, Block, Project
 
-from .. import catalogue
+from .. import catalogue, payments
 from ..accounts import account_id_of
 from ..database import db
 from ..models import Listing, Order, User
 from ..models.footprints import FootprintProfile, OffsetSubscription, SavedFootprint
-from ..payments.stripe_gateway import PaymentGatewayError
+
 from . import airports, forms, subscriptions
 from .calculator import (
     CABIN_LABELS,
@@ -382,7 +382,7 @@ def subscribe() -> ResponseReturnValue:
     error = None
     if request.method == "POST":
         listing_id = request.form.get("listing_id", "")
-        gateway = subscriptions.subscription_gateway()
+        gateway = payments.gateway()
         try:
             with db.session.begin():
                 wanted = listing_id.isascii() and listing_id.isdigit() and len(listing_id) < 10
@@ -403,7 +403,7 @@ def subscribe() -> ResponseReturnValue:
                     success_url=url_for("footprint.account", _external=True),
                     cancel_url=url_for("footprint.subscribe", _external=True),
                     customer_email=current_user.email, description=description)
-            except PaymentGatewayError as exc:
+            except payments.GatewayError as exc:
                 with db.session.begin():
                     stale = db.session.get(OffsetSubscription, subscription.id)
                     if stale is not None:
@@ -431,8 +431,8 @@ def cancel_subscription() -> Response:
         flash("You have no monthly subscription to cancel.", "info")
         return redirect(url_for("footprint.account"))
     try:
-        subscriptions.subscription_gateway().cancel_subscription(live)
-    except PaymentGatewayError as exc:
+        payments.gateway().cancel_subscription(live)
+    except payments.GatewayError as exc:
         flash(str(exc), "error")
         return redirect(url_for("footprint.account"))
     with db.session.begin():

@@ -8,9 +8,11 @@ to start with this gateway when CARBON_ENV=production.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import time
+from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
@@ -19,7 +21,9 @@ from werkzeug.wrappers import Response
 
 from ..database import db
 from ..models import Order
-from . import CheckoutSession
+from ..models.api import SavedPaymentMethod
+from ..models.footprints import OffsetSubscription
+from . import SUBSCRIPTION_METADATA_KEY, CheckoutSession
 from .signature import sign_payload
 from .webhooks import construct_event, handle_event
 
@@ -27,6 +31,9 @@ bp = Blueprint("demo_pay", __name__, url_prefix="/demo-checkout")
 
 
 class DemoGateway:
+    """The :class:`~marketplace.payments.Gateway` of ``make run``: local pages and signed
+    events instead of a provider; no money moves."""
+
     name = "demo"
 
     def create_checkout(self, order: Order, *, success_url: str, cancel_url: str,
@@ -34,8 +41,26 @@ class DemoGateway:
         session_id = order.checkout_session_id or f"cs_demo_{secrets.token_hex(12)}"
         return CheckoutSession(session_id, url_for("demo_pay.page", session_id=session_id))
 
+    def create_subscription_checkout(self, subscription: OffsetSubscription, *,
+                                     success_url: str, cancel_url: str,
+                                     customer_email: str | None,
+                                     description: str) -> CheckoutSession:
+        session_id = subscription.checkout_session_id or f"cs_demo_sub_{secrets.token_hex(12)}"
+        return CheckoutSession(session_id, url_for("footprint_demo.page", session_id=session_id))
+
+    def charge_saved_method(self, order: Order,
+                            method: SavedPaymentMethod | None) -> str | None:
+        """Every organisation has the demo card on file: the payment succeeds at once, and the
+        signed ``checkout.session.completed`` it sends fulfils the order through the webhook
+        handler, as a real provider's would."""
+        send_event("checkout.session.completed", order)
+        return None
+
     def refund(self, order: Order) -> None:
         """Nothing to give back: no money moved."""
+
+    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
+        """Nothing to stop: the demo only sends invoices when asked."""
 
 
 def _order_for(session_id: str) -> Order:
@@ -103,3 +128,55 @@ def cancel(session_id: str) -> Response:
     send_event("checkout.session.expired", order, payment_status="unpaid")
     flash("Checkout cancelled: nothing was charged and the tonnes are back on sale.", "info")
     return redirect(url_for("cart.view"))
+
+
+# -- the demo subscription provider ------------------------------------------------------------
+
+
+def demo_invoice(subscription: OffsetSubscription, *, now: int | None = None) -> dict[str, Any]:
+    """A Stripe-shaped ``invoice.paid`` event for the subscription's next month."""
+    created = int(time.time()) if now is None else now
+    today = dt.datetime.fromtimestamp(created, dt.UTC).date().replace(day=1)
+    month = today.month - 1 + subscription.months_paid
+    start = dt.date(today.year + month // 12, month % 12 + 1, 1)
+    end = dt.date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+    def stamp(day: dt.date) -> int:
+        return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+    provider = subscription.provider_subscription_id or f"sub_demo_{subscription.reference}"
+    return {
+        "id": f"evt_demo_{secrets.token_hex(12)}",
+        "object": "event",
+        "type": "invoice.paid",
+        "created": created,
+        "livemode": False,
+        "data": {"object": {
+            "id": f"in_demo_{secrets.token_hex(12)}",
+            "object": "invoice",
+            "status": "paid",
+            "amount_paid": subscription.price_minor,
+            "currency": subscription.currency.lower(),
+            "billing_reason": ("subscription_create" if subscription.months_paid == 0
+                               else "subscription_cycle"),
+            "customer": f"cus_demo_{subscription.user_id}",
+            "created": created,
+            "status_transitions": {"paid_at": created},
+            "parent": {"type": "subscription_details", "subscription_details": {
+                "subscription": provider,
+                "metadata": {SUBSCRIPTION_METADATA_KEY: subscription.reference}}},
+            "lines": {"object": "list", "data": [{
+                "object": "line_item", "amount": subscription.price_minor,
+                "period": {"start": stamp(start), "end": stamp(end)},
+            }]},
+        }},
+    }
+
+
+def send_demo_invoice(subscription: OffsetSubscription) -> str:
+    """Sign the next month's ``invoice.paid`` exactly as Stripe signs webhooks and deliver it
+    to the webhook code, as the demo checkout does for orders."""
+    payload = json.dumps(demo_invoice(subscription), separators=(",", ":")).encode()
+    signature = sign_payload(payload, current_app.config["STRIPE_WEBHOOK_SECRET"])
+    outcome, _status = handle_event(construct_event(payload, signature))
+    return outcome

@@ -41,7 +41,15 @@ from ledger.schema import Batch, Project
 
 from ..database import db
 from ..models import Listing, Order, OrderLine
-from . import CheckoutSession, GatewayError
+from ..models.api import SavedPaymentMethod
+from ..models.footprints import OffsetSubscription
+from . import (
+    SUBSCRIPTION_METADATA_KEY,
+    CheckoutSession,
+    GatewayError,
+    NoPaymentMethod,
+    PaymentDeclined,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,7 @@ skew between us and Stripe); the session's expiry is pushed out by as much."""
 
 CHECKOUT = "open the checkout"
 REFUND = "refund the payment"
+CHARGE = "take the payment"
 _SECRETS = re.compile(r"\b(?:sk|rk|pk|whsec)_[A-Za-z0-9_*]+")
 
 
@@ -175,7 +184,7 @@ def _safe_error(exc: stripe.StripeError, action: str) -> PaymentGatewayError:
     """Turn a library error into a message fit for a buyer or an operator."""
     code = getattr(exc, "code", None)
     request_id = getattr(exc, "request_id", None)
-    nothing = " Nothing was charged." if action == CHECKOUT else ""
+    nothing = " Nothing was charged." if action in (CHECKOUT, CHARGE) else ""
     if isinstance(exc, stripe.APIConnectionError):
         message, retryable = (f"Could not reach the payment provider to {action}.{nothing} "
                               "Please try again in a moment."), True
@@ -218,6 +227,33 @@ def stripe_client(api_key: str, api_base: str | None,
     client = stripe.StripeClient(api_key, base_addresses=base,  # type: ignore[arg-type]
                                  http_client=http, max_network_retries=max_network_retries)
     return http, client
+
+
+def subscription_checkout_params(subscription: OffsetSubscription, *, success_url: str,
+                                 cancel_url: str, customer_email: str | None,
+                                 description: str) -> dict[str, Any]:
+    """The Checkout Session parameters of a monthly subscription."""
+    metadata = {SUBSCRIPTION_METADATA_KEY: subscription.reference}
+    params: dict[str, Any] = {
+        "mode": "subscription",
+        "line_items": [{
+            "price_data": {
+                "currency": subscription.currency.lower(),
+                "unit_amount": subscription.price_minor,
+                "recurring": {"interval": "month", "interval_count": 1},
+                "product_data": {"name": description[:250]},
+            },
+            "quantity": 1,
+        }],
+        "client_reference_id": subscription.reference,
+        "metadata": metadata,
+        "subscription_data": {"metadata": metadata},
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+    }
+    if customer_email:
+        params["customer_email"] = customer_email
+    return params
 
 
 class StripeGateway:
@@ -298,6 +334,70 @@ class StripeGateway:
                                       "to pay on.")
         log.info("stripe: checkout %s opened for order %s", session.id, reference)
         return CheckoutSession(session.id, session.url)
+
+    def create_subscription_checkout(self, subscription: OffsetSubscription, *,
+                                     success_url: str, cancel_url: str,
+                                     customer_email: str | None,
+                                     description: str) -> CheckoutSession:
+        """Stripe Checkout in subscription mode, its idempotency key from the subscription."""
+        params = subscription_checkout_params(subscription, success_url=success_url,
+                                              cancel_url=cancel_url,
+                                              customer_email=customer_email,
+                                              description=description)
+        try:
+            session = self._client.v1.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": f"subscription-{subscription.reference}"},
+            )
+        except stripe.StripeError as exc:
+            raise _safe_error(exc, CHECKOUT) from None
+        if not session.id or not session.url:
+            raise PaymentGatewayError("The payment provider returned a checkout without a page "
+                                      "to pay on.")
+        return CheckoutSession(session.id, session.url)
+
+    def charge_saved_method(self, order: Order,
+                            method: SavedPaymentMethod | None) -> str | None:
+        """An off-session PaymentIntent on the organisation's saved customer and method, its
+        idempotency key from the order (a retried request never charges twice), its metadata
+        naming the order, ``source: api`` and the mode; Stripe's ``payment_intent.succeeded``
+        webhook then fulfils the order."""
+        if method is None:
+            raise NoPaymentMethod("The organisation has no saved payment method.")
+        try:
+            intent = self._client.v1.payment_intents.create(
+                {"amount": order.total_minor, "currency": order.currency.lower(),
+                 "customer": method.customer, "payment_method": method.payment_method,
+                 "off_session": True, "confirm": True,
+                 "description": f"Selva order {order.reference}",
+                 "metadata": {"order": order.reference, "source": "api", "mode": db.mode()}},
+                {"idempotency_key": f"api-charge-{order.reference}"},
+            )
+        except stripe.CardError as exc:
+            code = getattr(exc, "code", None) or "card_error"
+            raise PaymentDeclined(f"The saved payment method was declined ({code}).",
+                                  code) from None
+        except stripe.StripeError as exc:
+            raise _safe_error(exc, CHARGE) from None
+        return str(intent.id)
+
+    def cancel_subscription(self, subscription: OffsetSubscription) -> None:
+        """Cancel the provider's subscription, or expire its checkout if it never started."""
+        try:
+            if subscription.provider_subscription_id:
+                self._client.v1.subscriptions.cancel(
+                    subscription.provider_subscription_id, None,
+                    {"idempotency_key": f"cancel-{subscription.reference}"})
+            elif subscription.checkout_session_id:
+                self._client.v1.checkout.sessions.expire(
+                    subscription.checkout_session_id, None,
+                    {"idempotency_key": f"expire-{subscription.reference}"})
+        except stripe.InvalidRequestError as exc:
+            # Already cancelled, or a checkout that completed or expired meanwhile: the
+            # provider is no longer charging for it, which is what was asked.
+            log.info("stripe: cancel %s: %s", subscription.reference, getattr(exc, "code", exc))
+        except stripe.StripeError as exc:
+            raise _safe_error(exc, "cancel the subscription") from None
 
     def refund(self, order: Order) -> None:
         """Refund the order's whole payment. Called outside any transaction, after the order

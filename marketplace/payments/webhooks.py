@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 FULFIL = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+Handler = Callable[[Any, dict[str, Any]], str]
+_HANDLERS: dict[str, Handler] = {}
+"""Event types handled outside the orders' path, by the feature that owns them (the
+footprint's ``invoice.paid``), registered with :func:`handles`: payments never imports them."""
+
+
+def handles(event_type: str, handler: Handler) -> None:
+    """Route ``event_type`` to ``handler(session, event_object)``, which returns the outcome
+    to log; it runs inside the handler's transaction, like order fulfilment."""
+    _HANDLERS[event_type] = handler
 RELEASE = {"checkout.session.expired": "expired", "checkout.session.async_payment_failed": "failed"}
 
 
@@ -87,10 +98,9 @@ def _handle(event_id: str, event_type: str, obj: dict[str, Any],
 
 
 def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
-    if event_type == "invoice.paid":
-        from ..footprint.subscriptions import handle_invoice_paid
-
-        return handle_invoice_paid(session, obj)
+    handler = _HANDLERS.get(event_type)
+    if handler is not None:
+        return handler(session, obj)
     if not isinstance(reference, str):
         return "no order reference: ignored"
     order = checkout.locked_order(session, reference)

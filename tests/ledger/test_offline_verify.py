@@ -1253,15 +1253,15 @@ def test_a_certificate_needs_a_key(built: Built, tmp_path: Path) -> None:
     assert exc.value.code == 2
 
 
-# -- known bugs: damaged input that crashes the verifier instead of exiting 1 --------------------
+# -- damaged input: the verifier exits 1 and names what is wrong, never an exception -------------
 # (the backend makes no difference here: these run on the SQLite export only)
 
 
-def test_bug_a_journal_record_with_a_lone_surrogate_crashes_the_verifier(
+def test_a_journal_record_with_a_lone_surrogate_is_invalid(
         sqlite_export: Path, sqlite_built: Built, capsys: pytest.CaptureFixture[str]) -> None:
-    """BUG: ``"record": "\\ud800"`` is valid JSON, but ``entry["record"].encode("utf-8")`` in
-    ``verify_export`` raises UnicodeEncodeError, which nothing catches: ``main`` raises instead
-    of returning 1 with ``INVALID: seq 5: ...``."""
+    """A journal record that is not valid Unicode text (``"record": "\\ud800"``, valid JSON)
+    is reported as damage: ``main`` returns 1 with ``INVALID: seq 5: ...``, never a
+    UnicodeEncodeError."""
     journal = Journal(sqlite_export)
     entry = journal.entry(5)
     entry["record"] = "\ud800"
@@ -1272,10 +1272,10 @@ def test_bug_a_journal_record_with_a_lone_surrogate_crashes_the_verifier(
     assert code == 1 and err.startswith("INVALID: seq 5: "), err
 
 
-def test_bug_a_deeply_nested_journal_line_crashes_the_verifier(
+def test_a_deeply_nested_journal_line_is_invalid(
         sqlite_export: Path, sqlite_built: Built, capsys: pytest.CaptureFixture[str]) -> None:
-    """BUG: ``_parse_line`` catches ValueError and UnicodeDecodeError from ``json.loads``, but a
-    line of 100,000 ``[`` raises RecursionError: ``main`` raises instead of returning 1."""
+    """A journal line nested too deeply to parse (100,000 ``[``) is not valid JSON: ``main``
+    returns 1 with ``INVALID: seq 5: ...``, never a RecursionError."""
     journal = Journal(sqlite_export)
     journal.set_lines(journal.lines[:4] + [b"[" * 100_000 + b"\n"] + journal.lines[5:])
     journal.save()
@@ -1289,14 +1289,12 @@ def test_bug_a_deeply_nested_journal_line_crashes_the_verifier(
     pytest.param({"checkpoint": "\ud800"}, id="checkpoint-lone-surrogate"),
     pytest.param({"seq": float(RETIRE)}, id="seq-a-float"),
 ])
-def test_bug_a_malformed_certificate_crashes_the_verifier(
+def test_a_malformed_certificate_is_invalid(
         changes: dict[str, Any], sqlite_built: Built, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """BUG: ``verify_certificate`` catches KeyError, AttributeError, TypeError and
-    binascii.Error while reading the fields, but a non-ASCII proof element (ValueError), a
-    string with a lone surrogate (UnicodeEncodeError), or ``"seq": 11.0`` (accepted, since
-    11 == 11.0, then TypeError in verify_inclusion's bit arithmetic) escape: ``main`` raises
-    instead of returning 1 with ``INVALID: certificate: a field is missing or malformed``."""
+    """A certificate with a non-ASCII proof element, a lone surrogate in its record or
+    checkpoint, or a float ``seq`` is malformed: ``main`` returns 1 with
+    ``INVALID: certificate: ...``, never a ValueError, UnicodeEncodeError or TypeError."""
     certificate = json.loads(json.dumps(sqlite_built.certificates[RETIRE]))
     certificate.update(changes)
     code, out, err = check_certificate(capsys, tmp_path, certificate, sqlite_built.verifier)

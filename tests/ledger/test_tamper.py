@@ -260,9 +260,9 @@ def test_editing_a_batch_is_blamed_on_its_issue(session: Session, ledger: Ledger
 ], ids=["verra_issuance", "verra_code", "verra_scope", "verra_flag", "issued_on"])
 def test_editing_the_serial_fields_of_a_batch_is_caught(session: Session, ledger: Ledger,
                                                         values: dict[str, Any]) -> None:
-    """BUG: the issue record carries the batch's Verra fields and issuance date, and the
-    serial strings shown to everyone are built from these columns, yet verify never compares
-    them: the edit changes every public serial string of the batch and verify passes."""
+    """Verify compares a batch's Verra fields and issuance date, from which its public serial
+    strings are built, with its issue record: editing any of them is caught ("batch 1 differs
+    from its issue entry")."""
     [before] = queries.holdings(session, ledger.world.bob)
     session.execute(update(BATCHES).where(BATCHES.c.id == 1).values(**values))
     session.expire_all()
@@ -274,8 +274,9 @@ def test_editing_the_serial_fields_of_a_batch_is_caught(session: Session, ledger
 
 def test_editing_the_country_of_an_issued_project_is_caught(session: Session,
                                                             ledger: Ledger) -> None:
-    """BUG: the country is in the issue record and in every Verra serial string of the batch,
-    but verify compares only the project's registry reference with the record."""
+    """Verify compares an issued project's country, which is in every Verra serial string of
+    its batches, with the issue record: editing it is caught ("batch 1 differs from its issue
+    entry")."""
     projects = Project.__table__
     session.execute(update(projects).where(projects.c.id == ledger.world.project)
                     .values(country="BR"))
