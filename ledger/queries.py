@@ -10,7 +10,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from .errors import SerialFormatError
-from .replay import Totals as BatchTotals
+from .replay import Totals
+
+BatchTotals = Totals
+"""Tonnes of one batch (or project) by state: the replay's own totals type."""
 from .rules import MAX_SERIAL
 from .schema import Account, Batch, Block, Entry, Project, spendable
 from .serials import NativeSerial, VerraSerial, parse_serial

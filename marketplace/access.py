@@ -79,13 +79,13 @@ def membership(session: Session, user_id: int, organisation_id: int,
     return found
 
 
-def organisations_of(user_id: int) -> Select[tuple[int]]:
+def organisations_of(user_id: int) -> Select[int]:
     """The ids of the organisations the user belongs to (a subquery)."""
     return select(Membership.organisation_id).where(Membership.user_id == user_id)
 
 
 def visible_orders(*, user_id: int | None = None,
-                   organisation_id: int | None = None) -> Select[tuple[Order]]:
+                   organisation_id: int | None = None) -> Select[Order]:
     """The orders a person (theirs and their organisations') or an organisation (an API key's)
     may see, less API quotes never turned into orders."""
     from .models.api import ApiQuote

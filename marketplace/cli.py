@@ -60,9 +60,7 @@ class Commands(AppGroup):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
-            error = click.ClickException(exc.format_message().splitlines()[-1])
-            error.exit_code = 2
-            raise error from None
+            raise _UsageError(exc.format_message().splitlines()[-1]) from None
 
 
 def _period(value: str) -> tuple[dt.date, dt.date]:
@@ -84,7 +82,8 @@ def _project(session: Any, ref: str) -> Project:
         ).one_or_none()
     if found is None:
         raise UnknownProjectError(f"no project {ref!r} (use an id or a reference like VCS-944)")
-    return found
+    project: Project = found
+    return project
 
 
 def _account_id(session: Any, name: str) -> int:
@@ -413,6 +412,12 @@ origin_cli = Commands("origin", help="Reconcile with the origin registry (Verra)
 
 
 class _BadFile(click.ClickException):
+    exit_code = 2
+
+
+class _UsageError(click.ClickException):
+    """A usage error as one line, exit 2 (as click's own usage errors)."""
+
     exit_code = 2
 
 

@@ -27,7 +27,7 @@ from .models import Order, Organisation
 bp = Blueprint("orders", __name__)
 
 
-def _visible_orders() -> Select[tuple[Order]]:
+def _visible_orders() -> Select[Order]:
     """The user's and their organisations' orders."""
     return access.visible_orders(user_id=current_user.id)
 

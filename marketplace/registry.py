@@ -32,7 +32,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -308,13 +308,14 @@ def _labelled_at_retirement(wanted: origin_service.LabelFilter) -> Any:
         conditions.append(BatchLabel.corsia == wanted.corsia)
     if wanted.mitigation is not None:
         conditions.append(BatchLabel.mitigation == wanted.mitigation)
-    matched = exists(select(BatchLabel.seq).where(*conditions))
+    matched: ColumnElement[bool] = exists(select(BatchLabel.seq).where(*conditions))
     if wanted.matches(UNLABELLED):
         matched = or_(matched, latest.is_(None))
     return _retired_block_exists(matched)
 
 
-def search_statement(search: RetirementSearch) -> Select[Any]:
+def search_statement(
+        search: RetirementSearch) -> Select[int, str, bytes, dt.datetime, str | None]:
     """Retirement entries matching the search, newest first, with the beneficiary's name."""
     stmt = (
         select(Entry.seq, Entry.hash, Entry.record, Entry.created_at, Beneficiary.name)

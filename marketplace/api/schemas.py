@@ -58,7 +58,7 @@ class QueryFlag(fields.Boolean):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if value not in ("true", "false"):
             raise ValidationError("Must be true or false.")
-        return value == "true"
+        return bool(value == "true")
 
 
 class QueryNumber(fields.Integer):

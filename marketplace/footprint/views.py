@@ -256,7 +256,7 @@ def save() -> Response:
     parsed = forms.parse(params, factors())
     if not parsed.ok or parsed.inputs is None:
         flash("That footprint has mistakes in it: correct them and save again.", "error")
-        return redirect(url_for("footprint.calculator", **params))
+        return redirect(url_for("footprint.calculator", **params))  # type: ignore[arg-type]
     footprint = calculate(parsed.inputs, factors())
     canonical = forms.to_params(parsed.inputs)
     with db.session.begin():

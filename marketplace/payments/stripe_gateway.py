@@ -275,7 +275,7 @@ class StripeGateway:
 
     def close(self) -> None:
         """Close the HTTP connections this gateway holds."""
-        self._http.close()  # type: ignore[no-untyped-call]
+        self._http.close()
 
     def __enter__(self) -> StripeGateway:
         return self
