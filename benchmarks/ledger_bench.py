@@ -318,6 +318,7 @@ def generate_ledger(n_entries: int, n_customers: int, *, seed: int = 944) -> Gen
     2 t from the inventory to a customer and retirements of 1 t by that customer (with a
     transfer of 3 t and a retirement of 2 t every tenth time, which spends two blocks)."""
     from ledger import journal
+    from ledger.records import Issue, IssuedProject, Retire, Transfer
     from ledger.replay import issue_blocks
     from ledger.rules import BlockRange, beneficiary_commitment, plan_spend
 
@@ -375,21 +376,16 @@ def generate_ledger(n_entries: int, n_customers: int, *, seed: int = 944) -> Gen
         first, last = 115_597_313, 115_597_313 + BIG_BLOCK - 1
         created = issue_blocks(batch=1, first=first, last=last, account=out.inventory,
                                buffer_account=None, buffer_quantity=0, next_id=head.next_block)
-        data = {
-            "batch": {
-                "id": 1,
-                "project": {"id": 1, "registry": "VCS", "registry_id": "944",
-                            "name": project["name"], "country": "PE"},
-                "vintage_start": "2019-01-01", "vintage_end": "2019-12-31",
-                "issued": "2021-03-08", "first": first, "last": last, "origin": "VCS:9660",
-                "serial": {"scheme": "verra", "issuance": 9660, "code": 261, "scope": 14,
-                           "flag": 0},
-            },
-            "account": out.inventory,
-            "buffer": None,
-            "created": [b.as_record() for b in created],
-        }
-        seq = append("issue", data, created, [], new_batches=1)
+        issued = Issue(
+            batch=1,
+            project=IssuedProject(id=1, registry="VCS", registry_id="944",
+                                  name=str(project["name"]), country="PE"),
+            vintage_start=dt.date(2019, 1, 1), vintage_end=dt.date(2019, 12, 31),
+            issued=dt.date(2021, 3, 8), first=first, last=last, origin="VCS:9660",
+            serial={"scheme": "verra", "issuance": 9660, "code": 261, "scope": 14, "flag": 0},
+            account=out.inventory, buffer_account=None, buffer_quantity=0,
+            created=tuple(created))
+        seq = append(issued.KIND, issued.to_data(), created, [], new_batches=1)
         out.batches.append({
             "id": 1, "project_id": 1, "vintage_start": dt.date(2019, 1, 1),
             "vintage_end": dt.date(2019, 12, 31), "issued_on": dt.date(2021, 3, 8),
@@ -407,10 +403,9 @@ def generate_ledger(n_entries: int, n_customers: int, *, seed: int = 944) -> Gen
             inputs = take(out.inventory, q)
             created = plan_spend(inputs, q, holder=out.inventory, to_account=customer,
                                  to_state="tradable", next_id=head.next_block)
-            data = {"from": out.inventory, "to": customer, "quantity": q,
-                    "spent": [b.id for b in inputs],
-                    "created": [b.as_record() for b in created]}
-            append("transfer", data, created, [b.id for b in inputs])
+            moved = Transfer(sender=out.inventory, receiver=customer, quantity=q,
+                             spent=tuple(b.id for b in inputs), created=tuple(created))
+            append(moved.KIND, moved.to_data(), created, [b.id for b in inputs])
             if head.seq >= n_entries:
                 break
             # retire by the customer
@@ -420,15 +415,12 @@ def generate_ledger(n_entries: int, n_customers: int, *, seed: int = 944) -> Gen
                                  to_state="retired", next_id=head.next_block)
             salt = "%032x" % rng.getrandbits(128)
             name = f"Customer {customer} Ltd"
-            at_date = (t0 + dt.timedelta(seconds=head.next_seq)).date().isoformat()
-            data = {
-                "account": customer, "quantity": q, "spent": [b.id for b in inputs],
-                "created": [b.as_record() for b in created],
-                "beneficiary": beneficiary_commitment(salt, name), "purpose": "voluntary",
-                "note": "", "country": "GB", "period_start": PERIOD[0].isoformat(),
-                "period_end": PERIOD[1].isoformat(), "date": at_date,
-            }
-            seq = append("retire", data, created, [b.id for b in inputs])
+            retired = Retire(
+                account=customer, quantity=q, spent=tuple(b.id for b in inputs),
+                created=tuple(created), beneficiary=beneficiary_commitment(salt, name),
+                purpose="voluntary", note="", country="GB", period_start=PERIOD[0],
+                period_end=PERIOD[1], date=(t0 + dt.timedelta(seconds=head.next_seq)).date())
+            seq = append(retired.KIND, retired.to_data(), created, [b.id for b in inputs])
             out.beneficiaries.append({"seq": seq, "name": name, "salt": salt})
             turn += 1
         out.head = {"seq": head.seq, "hash": head.hash, "blocks": head.blocks,

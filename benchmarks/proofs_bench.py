@@ -120,6 +120,7 @@ def build_export(directory: Path, n_entries: int, n_customers: int, *, seed: int
     from ledger import bundle, journal
     from ledger.checkpoint import Checkpoint, generate_key, sign
     from ledger.merkle import Frontier, leaf_hash
+    from ledger.records import Cancel, Issue, IssuedProject, Retire, Transfer
     from ledger.replay import issue_blocks
     from ledger.rules import BlockRange, beneficiary_commitment, plan_spend
 
@@ -177,23 +178,19 @@ def build_export(directory: Path, n_entries: int, n_customers: int, *, seed: int
                                    next_id=head.next_block)
             issuance = 9660 + batch_id
             vintage = 2014 + batch_id
-            data = {
-                "batch": {
-                    "id": batch_id,
-                    "project": {"id": 1, "registry": "VCS", "registry_id": "868",
-                                "name": "Madre de Dios Amazon Forest Protection",
-                                "country": "PE"},
-                    "vintage_start": f"{vintage}-01-01", "vintage_end": f"{vintage}-12-31",
-                    "issued": f"{vintage + 2}-03-08", "first": first, "last": last,
-                    "origin": f"VCS:868:{issuance}",
-                    "serial": {"scheme": "verra", "issuance": issuance, "code": 263,
-                               "scope": 14, "flag": 1},
-                },
-                "account": inventory,
-                "buffer": {"account": buffer_account, "quantity": buffer_q},
-                "created": [b.as_record() for b in created],
-            }
-            append("issue", data, created, new_batches=1)
+            record = Issue(
+                batch=batch_id,
+                project=IssuedProject(id=1, registry="VCS", registry_id="868",
+                                      name="Madre de Dios Amazon Forest Protection",
+                                      country="PE"),
+                vintage_start=dt.date(vintage, 1, 1), vintage_end=dt.date(vintage, 12, 31),
+                issued=dt.date(vintage + 2, 3, 8), first=first, last=last,
+                origin=f"VCS:868:{issuance}",
+                serial={"scheme": "verra", "issuance": issuance, "code": 263, "scope": 14,
+                        "flag": 1},
+                account=inventory, buffer_account=buffer_account, buffer_quantity=buffer_q,
+                created=tuple(created))
+            append(record.KIND, record.to_data(), created, new_batches=1)
             holdings[inventory].append(created[0])  # the newest vintage goes last
 
         def spend(kind: str, holder: int, quantity: int, to_account: int, to_state: str,
@@ -201,9 +198,10 @@ def build_export(directory: Path, n_entries: int, n_customers: int, *, seed: int
             inputs = take(holder, quantity)
             created = plan_spend(inputs, quantity, holder=holder, to_account=to_account,
                                  to_state=to_state, next_id=head.next_block)
-            data = {"quantity": quantity, "spent": [b.id for b in inputs],
-                    "created": [b.as_record() for b in created], **extra}
-            append(kind, data, created)
+            made: Any = {"transfer": Transfer, "retire": Retire, "cancel": Cancel}[kind]
+            record = made(quantity=quantity, spent=tuple(b.id for b in inputs),
+                          created=tuple(created), **extra)
+            append(record.KIND, record.to_data(), created)
             if len(created) > len(inputs):
                 # The last input was split: the remainder, the holder's lowest serials now,
                 # is the first the holder spends next (as operations._inputs would choose).
@@ -222,7 +220,7 @@ def build_export(directory: Path, n_entries: int, n_customers: int, *, seed: int
             customer = customers[turn % len(customers)]
             big = turn % 10 == 9
             spend("transfer", inventory, 3 if big else 2, customer, "tradable",
-                  {"from": inventory, "to": customer})
+                  {"sender": inventory, "receiver": customer})
             if head.seq >= n_entries:
                 break
             name = f"Customer {customer} Ltd"
@@ -230,8 +228,9 @@ def build_export(directory: Path, n_entries: int, n_customers: int, *, seed: int
             spend("retire", customer, 2 if big else 1, customer, "retired", {
                 "account": customer, "beneficiary": beneficiary_commitment(salt, name),
                 "purpose": "voluntary", "note": "", "country": "GB",
-                "period_start": PERIOD[0], "period_end": PERIOD[1],
-                "date": (t0 + dt.timedelta(seconds=head.next_seq)).date().isoformat()})
+                "period_start": dt.date.fromisoformat(PERIOD[0]),
+                "period_end": dt.date.fromisoformat(PERIOD[1]),
+                "date": (t0 + dt.timedelta(seconds=head.next_seq)).date()})
             if turn % 97 == 96 and head.seq < n_entries:
                 spend("cancel", customer, 1, customer, "cancelled",
                       {"account": customer, "reason": "Issuance correction"})

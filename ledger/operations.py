@@ -32,6 +32,7 @@ from .errors import (
     UnknownEntryError,
     UnknownProjectError,
 )
+from .records import Cancel, Issue, IssuedProject, Retire, Transfer
 from .replay import issue_blocks
 from .rules import (
     MAX_SERIAL,
@@ -243,30 +244,18 @@ def issue(
     serial: dict[str, Any] = {"scheme": scheme}
     if verra is not None:
         serial.update(issuance=verra.issuance, code=verra.code, scope=verra.scope, flag=verra.flag)
-    data = {
-        "batch": {
-            "id": batch_id,
-            "project": {
-                "id": project.id,
-                "registry": project.registry_name,
-                "registry_id": project.registry_id,
-                "name": project.name,
-                "country": project.country,
-            },
-            "vintage_start": start.isoformat(),
-            "vintage_end": end.isoformat(),
-            "issued": issued.isoformat(),
-            "first": first,
-            "last": last,
-            "origin": origin,
-            "serial": serial,
-        },
-        "account": account.id,
-        "buffer": buffer,
-        "created": [b.as_record() for b in created],
-    }
-    entry = journal.append(session, head, "issue", data, new_blocks=len(created), new_batches=1,
-                           at=at)
+    record = Issue(
+        batch=batch_id,
+        project=IssuedProject(id=project.id, registry=project.registry_name,
+                              registry_id=project.registry_id, name=project.name,
+                              country=project.country),
+        vintage_start=start, vintage_end=end, issued=issued, first=first, last=last,
+        origin=origin, serial=serial, account=account.id,
+        buffer_account=buffer["account"] if buffer else None,
+        buffer_quantity=buffer_quantity if buffer else 0, created=tuple(created),
+    )
+    entry = journal.append(session, head, record.KIND, record.to_data(),
+                           new_blocks=len(created), new_batches=1, at=at)
     session.execute(
         insert(table_of(Batch)).values(
             id=batch_id, project_id=project.id, vintage_start=start, vintage_end=end,
@@ -313,14 +302,9 @@ def transfer(
     inputs = _inputs(session, sender.id, quantity, batch_id, project_id, block_ids)
     created = plan_spend(inputs, quantity, holder=sender.id, to_account=receiver.id,
                          to_state="tradable", next_id=head.next_block)
-    data = {
-        "from": sender.id,
-        "to": receiver.id,
-        "quantity": quantity,
-        "spent": [b.id for b in inputs],
-        "created": [b.as_record() for b in created],
-    }
-    return _write_spend(session, head, "transfer", data, inputs, created, at)
+    record = Transfer(sender=sender.id, receiver=receiver.id, quantity=quantity,
+                      spent=tuple(b.id for b in inputs), created=tuple(created))
+    return _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
 
 
 def retire(
@@ -363,20 +347,11 @@ def retire(
     created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
                          to_state="retired", next_id=head.next_block)
     salt = secrets.token_hex(16)
-    data = {
-        "account": holder.id,
-        "quantity": quantity,
-        "spent": [b.id for b in inputs],
-        "created": [b.as_record() for b in created],
-        "beneficiary": beneficiary_commitment(salt, name),
-        "purpose": purpose,
-        "note": note,
-        "country": country,
-        "period_start": start.isoformat(),
-        "period_end": end.isoformat(),
-        "date": on.isoformat(),
-    }
-    receipt = _write_spend(session, head, "retire", data, inputs, created, at)
+    record = Retire(account=holder.id, quantity=quantity, spent=tuple(b.id for b in inputs),
+                    created=tuple(created), beneficiary=beneficiary_commitment(salt, name),
+                    purpose=purpose, note=note, country=country, period_start=start,
+                    period_end=end, date=on)
+    receipt = _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
     session.execute(insert(table_of(Beneficiary)).values(seq=receipt.seq, name=name, salt=salt))
     return receipt
 
@@ -401,14 +376,9 @@ def cancel(
     inputs = _inputs(session, holder.id, quantity, batch_id, project_id, block_ids)
     created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
                          to_state="cancelled", next_id=head.next_block)
-    data = {
-        "account": holder.id,
-        "quantity": quantity,
-        "spent": [b.id for b in inputs],
-        "created": [b.as_record() for b in created],
-        "reason": why,
-    }
-    return _write_spend(session, head, "cancel", data, inputs, created, at)
+    record = Cancel(account=holder.id, quantity=quantity, spent=tuple(b.id for b in inputs),
+                    created=tuple(created), reason=why)
+    return _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
 
 
 def erase_beneficiary(session: Session, seq: int) -> bool:

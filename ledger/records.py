@@ -13,10 +13,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from .errors import ChainError, LabelError, OriginRecordError, RetirementDetailsError
-from .rules import BlockRange, parse_date, validate_range, validate_text
+from .errors import (
+    AccountKindError,
+    ChainError,
+    LabelError,
+    OriginRecordError,
+    RetirementDetailsError,
+)
+from .rules import (
+    BlockRange,
+    parse_date,
+    validate_country,
+    validate_hash,
+    validate_period,
+    validate_purpose,
+    validate_quantity,
+    validate_range,
+    validate_text,
+)
 
 # -- origin registry evidence -----------------------------------------------------------------
 
@@ -275,6 +291,243 @@ class LabelChange:
             raise LabelError("the note must be trimmed text of at most 500 characters")
         return cls(batch=_id(data["batch"], "batch"), labels=Labels.from_data(data["labels"]),
                    effective=dt.date.fromisoformat(effective), note=note)
+
+
+# -- the four ledger operations -----------------------------------------------------------------
+
+
+def _spent(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(set(value)) != len(value):
+        raise ChainError("spent must be a list of distinct block ids")
+    return tuple(value)
+
+
+def _created(value: Any) -> tuple[BlockRange, ...]:
+    if not isinstance(value, list):
+        raise ChainError("created must be a list of blocks")
+    return tuple(block_from_record(item) for item in value)
+
+
+@dataclass(frozen=True)
+class IssuedProject:
+    """The project facts an issue record carries (so that an export alone names it)."""
+
+    id: int
+    registry: str
+    registry_id: str
+    name: str
+    country: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"id": self.id, "registry": self.registry, "registry_id": self.registry_id,
+                "name": self.name, "country": self.country}
+
+    @classmethod
+    def from_data(cls, data: Any) -> IssuedProject:
+        _keys(data, {"id", "registry", "registry_id", "name", "country"})
+        return cls(id=data["id"], registry=data["registry"], registry_id=data["registry_id"],
+                   name=data["name"], country=validate_country(data["country"]))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry}-{self.registry_id}"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """``issue``: a new batch of serials [first, last] for one project vintage, credited to an
+    account, less an optional share for the buffer pool."""
+
+    KIND: ClassVar[str] = "issue"
+    batch: int
+    project: IssuedProject
+    vintage_start: dt.date
+    vintage_end: dt.date
+    issued: dt.date
+    first: int
+    last: int
+    origin: str | None
+    serial: dict[str, Any]
+    account: int
+    buffer_account: int | None
+    buffer_quantity: int
+    created: tuple[BlockRange, ...]
+
+    @property
+    def scheme(self) -> str:
+        return str(self.serial["scheme"])
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "batch": {
+                "id": self.batch,
+                "project": self.project.to_data(),
+                "vintage_start": self.vintage_start.isoformat(),
+                "vintage_end": self.vintage_end.isoformat(),
+                "issued": self.issued.isoformat(),
+                "first": self.first,
+                "last": self.last,
+                "origin": self.origin,
+                "serial": dict(self.serial),
+            },
+            "account": self.account,
+            "buffer": (None if self.buffer_account is None else
+                       {"account": self.buffer_account, "quantity": self.buffer_quantity}),
+            "created": [b.as_record() for b in self.created],
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> Issue:
+        _keys(data, {"batch", "account", "buffer", "created"})
+        batch = data["batch"]
+        _keys(batch, {"id", "project", "vintage_start", "vintage_end", "issued", "first", "last",
+                      "origin", "serial"})
+        first, last = validate_range(batch["first"], batch["last"])
+        start = parse_date(batch["vintage_start"], "vintage start")
+        end = parse_date(batch["vintage_end"], "vintage end")
+        validate_period(start, end)
+        issued = parse_date(batch["issued"], "issuance date")
+        serial = batch["serial"]
+        scheme = serial["scheme"] if isinstance(serial, dict) else None
+        if scheme == "verra":
+            _keys(serial, {"scheme", "issuance", "code", "scope", "flag"})
+            for name in ("issuance", "code", "scope", "flag"):
+                if not isinstance(serial[name], int) or isinstance(serial[name], bool):
+                    raise ChainError(f"the Verra serial field {name} must be a whole number")
+        elif scheme == "native":
+            _keys(serial, {"scheme"})
+        else:
+            raise ChainError(f"unknown serial scheme {scheme!r}")
+        origin = batch["origin"]
+        if origin is not None:
+            validate_text(origin, "origin", required=True)
+        account = _id(data["account"], "account")
+        buffer = data["buffer"]
+        buffer_account: int | None = None
+        buffer_quantity = 0
+        if buffer is not None:
+            _keys(buffer, {"account", "quantity"})
+            buffer_account = _id(buffer["account"], "buffer account")
+            buffer_quantity = validate_quantity(buffer["quantity"])
+            if buffer_quantity >= last - first + 1 or buffer_account == account:
+                raise ChainError("the buffer share must be smaller than the batch, in its own "
+                                 "account")
+        return cls(batch=batch["id"], project=IssuedProject.from_data(batch["project"]),
+                   vintage_start=start, vintage_end=end, issued=issued, first=first, last=last,
+                   origin=origin, serial=dict(serial), account=account,
+                   buffer_account=buffer_account, buffer_quantity=buffer_quantity,
+                   created=_created(data["created"]))
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """``transfer``: tradable credits move from one account to another."""
+
+    KIND: ClassVar[str] = "transfer"
+    sender: int
+    receiver: int
+    quantity: int
+    spent: tuple[int, ...]
+    created: tuple[BlockRange, ...]
+
+    def __post_init__(self) -> None:
+        if self.sender == self.receiver:
+            raise AccountKindError("a transfer must go to another account")
+
+    def to_data(self) -> dict[str, Any]:
+        return {"from": self.sender, "to": self.receiver, "quantity": self.quantity,
+                "spent": list(self.spent), "created": [b.as_record() for b in self.created]}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Transfer:
+        _keys(data, {"from", "to", "quantity", "spent", "created"})
+        return cls(sender=_id(data["from"], "from"), receiver=_id(data["to"], "to"),
+                   quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
+                   created=_created(data["created"]))
+
+
+@dataclass(frozen=True)
+class Retire:
+    """``retire``: credits retired for good on behalf of a beneficiary, who is named in the
+    record only by a salted commitment (``beneficiary``)."""
+
+    KIND: ClassVar[str] = "retire"
+    account: int
+    quantity: int
+    spent: tuple[int, ...]
+    created: tuple[BlockRange, ...]
+    beneficiary: str
+    purpose: str
+    note: str
+    country: str
+    period_start: dt.date
+    period_end: dt.date
+    date: dt.date
+
+    def __post_init__(self) -> None:
+        validate_hash(self.beneficiary, "beneficiary commitment")
+        if validate_text(self.note, "note", required=False) != self.note:
+            raise RetirementDetailsError("the note is not trimmed")
+        validate_purpose(self.purpose, self.note)
+        validate_country(self.country)
+        validate_period(self.period_start, self.period_end)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "quantity": self.quantity,
+            "spent": list(self.spent),
+            "created": [b.as_record() for b in self.created],
+            "beneficiary": self.beneficiary,
+            "purpose": self.purpose,
+            "note": self.note,
+            "country": self.country,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "date": self.date.isoformat(),
+        }
+
+    @classmethod
+    def from_data(cls, data: Any) -> Retire:
+        _keys(data, {"account", "quantity", "spent", "created", "beneficiary", "purpose", "note",
+                     "country", "period_start", "period_end", "date"})
+        return cls(account=_id(data["account"], "account"),
+                   quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
+                   created=_created(data["created"]), beneficiary=data["beneficiary"],
+                   purpose=data["purpose"], note=data["note"], country=data["country"],
+                   period_start=parse_date(data["period_start"], "period start"),
+                   period_end=parse_date(data["period_end"], "period end"),
+                   date=parse_date(data["date"], "retirement date"))
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """``cancel``: credits cancelled for good (an issuance error, a reversal from the buffer)."""
+
+    KIND: ClassVar[str] = "cancel"
+    account: int
+    quantity: int
+    spent: tuple[int, ...]
+    created: tuple[BlockRange, ...]
+    reason: str
+
+    def __post_init__(self) -> None:
+        validate_text(self.reason, "reason", required=True)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"account": self.account, "quantity": self.quantity, "spent": list(self.spent),
+                "created": [b.as_record() for b in self.created], "reason": self.reason}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Cancel:
+        _keys(data, {"account", "quantity", "spent", "created", "reason"})
+        return cls(account=_id(data["account"], "account"),
+                   quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
+                   created=_created(data["created"]), reason=data["reason"])
+
+
+Spend = Transfer | Retire | Cancel
+"""The operations that spend blocks and create new ones."""
 
 
 # -- shared parsing helpers ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import canonical
 from .errors import (
+    AccountKindError,
     ChainError,
     CoverageError,
     DoubleSpendError,
@@ -27,7 +28,17 @@ from .errors import (
     ReplayMismatchError,
     UnknownBatchError,
 )
-from .records import MIRRORED_REGISTRIES, LabelChange, OriginRetirement
+from .records import (
+    MIRRORED_REGISTRIES,
+    Cancel,
+    Issue,
+    LabelChange,
+    OriginRetirement,
+    Retire,
+    Spend,
+    Transfer,
+    block_from_record,
+)
 from .rules import (
     RECORD_VERSION,
     ZERO_HASH,
@@ -36,16 +47,8 @@ from .rules import (
     check_movable,
     classify,
     intersect,
-    parse_date,
     plan_freeze,
     plan_spend,
-    validate_country,
-    validate_hash,
-    validate_purpose,
-    validate_period,
-    validate_quantity,
-    validate_range,
-    validate_text,
     validate_time,
 )
 
@@ -180,9 +183,12 @@ class Replay:
     # -- operations ---------------------------------------------------------------------
 
     def _check_created(self, created: Any, expected: list[BlockRange]) -> list[BlockRange]:
-        if not isinstance(created, list):
+        if isinstance(created, tuple):
+            actual = list(created)
+        elif isinstance(created, list):
+            actual = [block_from_record(item) for item in created]
+        else:
             raise ChainError("created must be a list of blocks")
-        actual = [_block_from_record(item) for item in created]
         if actual != expected:
             raise ReplayMismatchError(
                 "the blocks the entry created are not the ones its operation yields: "
@@ -198,89 +204,52 @@ class Replay:
         self.next_block += len(created)
 
     def _issue(self, seq: int, data: dict[str, Any]) -> None:
-        _keys(data, {"batch", "account", "buffer", "created"})
-        batch = data["batch"]
-        _keys(batch, {"id", "project", "vintage_start", "vintage_end", "issued", "first", "last",
-                      "origin", "serial"})
-        project = batch["project"]
-        _keys(project, {"id", "registry", "registry_id", "name", "country"})
-        if batch["id"] != self.next_batch:
-            raise ChainError(f"batch id {batch['id']!r} should be {self.next_batch}")
-        first, last = validate_range(batch["first"], batch["last"])
-        start = parse_date(batch["vintage_start"], "vintage start")
-        end = parse_date(batch["vintage_end"], "vintage end")
-        validate_period(start, end)
-        parse_date(batch["issued"], "issuance date")
-        validate_country(project["country"])
-        scheme = batch["serial"]["scheme"]
-        if scheme == "verra":
-            _keys(batch["serial"], {"scheme", "issuance", "code", "scope", "flag"})
-            for field in ("issuance", "code", "scope", "flag"):
-                if not isinstance(batch["serial"][field], int) or isinstance(batch["serial"][field], bool):
-                    raise ChainError(f"the Verra serial field {field} must be a whole number")
-        elif scheme == "native":
-            _keys(batch["serial"], {"scheme"})
-        else:
-            raise ChainError(f"unknown serial scheme {scheme!r}")
-        origin = batch["origin"]
-        if origin is not None:
-            validate_text(origin, "origin", required=True)
-            if origin in self.origins:
-                raise DuplicateOriginError(f"origin {origin!r} was already issued")
+        record = Issue.from_data(data)
+        if record.batch != self.next_batch:
+            raise ChainError(f"batch id {record.batch!r} should be {self.next_batch}")
+        first, last, scheme = record.first, record.last, record.scheme
+        if record.origin is not None and record.origin in self.origins:
+            raise DuplicateOriginError(f"origin {record.origin!r} was already issued")
         for other in self.batches.values():
             if other.scheme == scheme and other.first <= last and first <= other.last:
                 raise OverlapError(
                     f"serials [{first}, {last}] overlap batch {other.id} [{other.first}, {other.last}]"
                 )
-        account = _int(data["account"], "account")
-        total = last - first + 1
-        buffer = data["buffer"]
-        buffer_account: int | None = None
-        buffer_quantity = 0
-        if buffer is not None:
-            _keys(buffer, {"account", "quantity"})
-            buffer_account = _int(buffer["account"], "buffer account")
-            buffer_quantity = validate_quantity(buffer["quantity"])
-            if buffer_quantity >= total or buffer_account == account:
-                raise ChainError("the buffer share must be smaller than the batch, in its own account")
         expected = issue_blocks(
-            batch=batch["id"], first=first, last=last, account=account,
-            buffer_account=buffer_account, buffer_quantity=buffer_quantity,
+            batch=record.batch, first=first, last=last, account=record.account,
+            buffer_account=record.buffer_account, buffer_quantity=record.buffer_quantity,
             next_id=self.next_block,
         )
-        created = self._check_created(data["created"], expected)
-        self.batches[batch["id"]] = ReplayedBatch(
-            id=batch["id"],
-            project=f"{project['registry']}-{project['registry_id']}",
-            project_name=project["name"],
-            country=project["country"],
+        created = self._check_created(record.created, expected)
+        batch = data["batch"]
+        self.batches[record.batch] = ReplayedBatch(
+            id=record.batch,
+            project=record.project.ref,
+            project_name=record.project.name,
+            country=record.project.country,
             scheme=scheme,
-            serial=dict(batch["serial"]),
+            serial=dict(record.serial),
             first=first,
             last=last,
             vintage_start=batch["vintage_start"],
             vintage_end=batch["vintage_end"],
             issued=batch["issued"],
-            origin=origin,
-            buffer_account=buffer_account,
-            buffer_quantity=buffer_quantity,
+            origin=record.origin,
+            buffer_account=record.buffer_account,
+            buffer_quantity=record.buffer_quantity,
             issued_by=seq,
         )
-        if origin is not None:
-            self.origins.add(origin)
-        if buffer_account is not None:
-            self.buffer_accounts.add(buffer_account)
+        if record.origin is not None:
+            self.origins.add(record.origin)
+        if record.buffer_account is not None:
+            self.buffer_accounts.add(record.buffer_account)
         self.next_batch += 1
         self._commit_blocks(seq, [], created)
 
-    def _spend(self, seq: int, data: dict[str, Any], holder: int, to_account: int,
+    def _spend(self, seq: int, record: Spend, holder: int, to_account: int,
                to_state: str) -> None:
-        quantity = validate_quantity(data["quantity"])
-        spent = data["spent"]
-        if not isinstance(spent, list) or len(set(spent)) != len(spent):
-            raise ChainError("spent must be a list of distinct block ids")
         inputs: list[BlockRange] = []
-        for block_id in spent:
+        for block_id in record.spent:
             block = self.blocks.get(block_id)
             if block is None:
                 raise ChainError(f"block {block_id!r} does not exist")
@@ -292,48 +261,34 @@ class Replay:
                 raise NotHolderError(f"block {block_id} is held by account {block.range.account}, "
                                      f"not {holder}")
             inputs.append(block.range)
-        expected = plan_spend(inputs, quantity, holder=holder, to_account=to_account,
+        expected = plan_spend(inputs, record.quantity, holder=holder, to_account=to_account,
                               to_state=to_state, next_id=self.next_block)
-        created = self._check_created(data["created"], expected)
-        self._commit_blocks(seq, spent, created)
+        created = self._check_created(record.created, expected)
+        self._commit_blocks(seq, list(record.spent), created)
 
-    def _holder(self, data: dict[str, Any], key: str, moving: bool) -> int:
-        account = _int(data[key], key)
-        if moving and account in self.buffer_accounts:
+    def _moving(self, account: int) -> int:
+        """The same rule as the operations: the buffer pool's credits never move."""
+        if account in self.buffer_accounts:
             check_movable("buffer")
         return account
 
     def _transfer(self, seq: int, data: dict[str, Any]) -> None:
-        _keys(data, {"from", "to", "quantity", "spent", "created"})
-        holder = self._holder(data, "from", moving=True)
-        to_account = _int(data["to"], "to")
-        if to_account == holder:
-            raise ChainError("a transfer must go to another account")
-        if to_account in self.buffer_accounts:
-            raise ChainError("the buffer pool is filled only by issuance shares, not transfers")
-        self._spend(seq, data, holder, to_account, "tradable")
+        record = Transfer.from_data(data)
+        holder = self._moving(record.sender)
+        if record.receiver in self.buffer_accounts:
+            raise AccountKindError("the buffer pool is filled only by issuance shares, not "
+                                   "transfers")
+        self._spend(seq, record, holder, record.receiver, "tradable")
 
     def _retire(self, seq: int, data: dict[str, Any]) -> None:
-        _keys(data, {"account", "quantity", "spent", "created", "beneficiary", "purpose", "note",
-                     "country", "period_start", "period_end", "date"})
-        holder = self._holder(data, "account", moving=True)
-        validate_hash(data["beneficiary"], "beneficiary commitment")
-        note = validate_text(data["note"], "note", required=False)
-        if note != data["note"]:
-            raise ChainError("the note is not trimmed")
-        validate_purpose(data["purpose"], note)
-        validate_country(data["country"])
-        validate_period(parse_date(data["period_start"], "period start"),
-                        parse_date(data["period_end"], "period end"))
-        parse_date(data["date"], "retirement date")
-        self._spend(seq, data, holder, holder, "retired")
+        record = Retire.from_data(data)
+        holder = self._moving(record.account)
+        self._spend(seq, record, holder, holder, "retired")
         self.retirements[seq] = data
 
     def _cancel(self, seq: int, data: dict[str, Any]) -> None:
-        _keys(data, {"account", "quantity", "spent", "created", "reason"})
-        holder = self._holder(data, "account", moving=False)
-        validate_text(data["reason"], "reason", required=True)
-        self._spend(seq, data, holder, holder, "cancelled")
+        record = Cancel.from_data(data)
+        self._spend(seq, record, record.account, record.account, "cancelled")
 
     def _origin(self, seq: int, data: dict[str, Any]) -> None:
         """An origin registry's retirement: inside its mirrored batch, overlapping no earlier
@@ -498,24 +453,6 @@ class VerificationError(LedgerError):
         self.reason = reason
         where = f"seq {seq}" if seq is not None else "journal"
         super().__init__(f"{where}: {reason}")
-
-
-def _keys(obj: Any, expected: set[str]) -> None:
-    if not isinstance(obj, dict) or set(obj) != expected:
-        found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
-        raise ChainError(f"expected the fields {sorted(expected)}, found {found}")
-
-
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ChainError(f"{what} must be a positive id, not {value!r}")
-    return value
-
-
-def _block_from_record(item: Any) -> BlockRange:
-    _keys(item, {"id", "batch", "account", "first", "last", "state"})
-    return BlockRange(item["id"], item["batch"], item["account"], item["first"], item["last"],
-                      item["state"])
 
 
 def _short(block: BlockRange) -> str:
