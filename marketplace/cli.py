@@ -97,7 +97,8 @@ db_cli = Commands("db", help="Apply the Alembic migrations.")
 @click.argument("revision", default="heads")
 def db_upgrade(revision: str) -> None:
     """Upgrade the database to REVISION (default: the newest)."""
-    migrate.upgrade(current_app.config["DATABASE_URL"], revision)
+    migrate.upgrade(current_app.config["DATABASE_URL"], revision,
+                    test_schema=current_app.config["TEST_SCHEMA"])
     click.echo(f"database at {revision}")
 
 
@@ -105,7 +106,8 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Downgrade the database to REVISION (``base`` empties it)."""
-    migrate.downgrade(current_app.config["DATABASE_URL"], revision)
+    migrate.downgrade(current_app.config["DATABASE_URL"], revision,
+                      test_schema=current_app.config["TEST_SCHEMA"])
     click.echo(f"database at {revision}")
 
 
