@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_app_context
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.session import SessionTransactionOrigin
 
@@ -51,6 +51,17 @@ class Database:
         self.engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
     def init_app(self, app: Flask) -> None:
+        bind: Connection | None = app.config.get("DATABASE_BIND")
+        if bind is not None:
+            # Tests: every session joins the caller's connection, inside a transaction the
+            # test rolls back (a view's commit releases a savepoint). Live mode only.
+            factory = sessionmaker(bind=bind, class_=WebSession, expire_on_commit=False,
+                                   autobegin=True, join_transaction_mode="create_savepoint")
+            app.extensions["selva_engine"] = bind.engine
+            app.extensions["selva_db"] = factory
+            app.extensions["selva_sessions"] = {modes.LIVE: factory}
+            app.teardown_appcontext(self._close)
+            return
         url = app.config["DATABASE_URL"]
         live = make_engine(url)
         self.engines.add(live)

@@ -322,18 +322,7 @@ class StripeGateway:
         params = self.checkout_params(order, success_url=success_url, cancel_url=cancel_url,
                                       customer_email=customer_email)
         reference = params["client_reference_id"]
-        try:
-            session = self._client.v1.checkout.sessions.create(
-                params,  # type: ignore[arg-type]
-                {"idempotency_key": f"checkout-{reference}"},
-            )
-        except stripe.StripeError as exc:
-            raise _safe_error(exc, CHECKOUT) from None
-        if not session.id or not session.url:
-            raise PaymentGatewayError("The payment provider returned a checkout without a page "
-                                      "to pay on.")
-        log.info("stripe: checkout %s opened for order %s", session.id, reference)
-        return CheckoutSession(session.id, session.url)
+        return self._open_checkout(params, f"checkout-{reference}", f"order {reference}")
 
     def create_subscription_checkout(self, subscription: OffsetSubscription, *,
                                      success_url: str, cancel_url: str,
@@ -344,16 +333,22 @@ class StripeGateway:
                                               cancel_url=cancel_url,
                                               customer_email=customer_email,
                                               description=description)
+        return self._open_checkout(params, f"subscription-{subscription.reference}",
+                                   f"subscription {subscription.reference}")
+
+    def _open_checkout(self, params: dict[str, Any], idempotency_key: str,
+                       what: str) -> CheckoutSession:
         try:
             session = self._client.v1.checkout.sessions.create(
                 params,  # type: ignore[arg-type]
-                {"idempotency_key": f"subscription-{subscription.reference}"},
+                {"idempotency_key": idempotency_key},
             )
         except stripe.StripeError as exc:
             raise _safe_error(exc, CHECKOUT) from None
         if not session.id or not session.url:
             raise PaymentGatewayError("The payment provider returned a checkout without a page "
                                       "to pay on.")
+        log.info("stripe: checkout %s opened for %s", session.id, what)
         return CheckoutSession(session.id, session.url)
 
     def charge_saved_method(self, order: Order,

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from ledger.db import make_engine
 from marketplace import create_app, demo
 from marketplace.auth import create_user
 from marketplace.database import db
@@ -29,21 +30,8 @@ CONFIG = {"SECRET_KEY": "test", "STRIPE_WEBHOOK_SECRET": "whsec_test",
           "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False}
 
 
-def wire(app: Flask) -> None:
-    """Register the storefront and back office if the app factory does not (it does now;
-    this keeps the fixtures working on a factory without them)."""
-    from marketplace import catalogue, operator
-
-    if "catalogue" not in app.blueprints:
-        catalogue.register(app)
-    if "operator" not in app.blueprints:
-        app.register_blueprint(operator.bp)
-
-
 def make_app(url: str, **overrides: Any) -> Flask:
-    app = create_app({"DATABASE_URL": url, **CONFIG, **overrides})
-    wire(app)
-    return app
+    return create_app({"DATABASE_URL": url, **CONFIG, **overrides})
 
 
 def dispose(app: Flask) -> None:
@@ -59,14 +47,33 @@ def transaction(app: Flask) -> Iterator[Session]:
         yield db.session
 
 
-@pytest.fixture
-def app(fresh_url: str) -> Iterator[Flask]:
-    app = make_app(fresh_url)
+@pytest.fixture(scope="module")
+def demo_url(databases: Any, backend: str) -> str:
+    """A database holding the demo ledger and listings, made once per module and backend."""
+    url: str = databases.fresh(backend)
+    app = make_app(url)
     with transaction(app) as session:
         demo.load(session)
         load_listings(session)
-    yield app
-    dispose(app)
+    db.dispose_all()
+    return url
+
+
+@pytest.fixture
+def app(demo_url: str) -> Iterator[Flask]:
+    """The app on the demo database, every session inside one transaction that is rolled back
+    after the test (as the ledger tests run): what a test writes, commits included, is gone
+    before the next one starts. Tests that need commits other connections can see (threads,
+    test mode, the browser) make their own app on ``fresh_url``."""
+    engine = make_engine(demo_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        yield make_app(demo_url, DATABASE_BIND=connection)
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
 
 
 @pytest.fixture

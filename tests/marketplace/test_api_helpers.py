@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from ledger.checkpoint import write_keypair
 from ledger.schema import Block, Entry
 from marketplace.accounts import account_of
-from marketplace.api import keys, register
+from marketplace.api import keys
 from marketplace.auth import create_user
 from marketplace.checkout import for_sale_by_batch
 from marketplace.models import Membership, Order, Reservation
@@ -46,10 +46,7 @@ def signer_for_test_mode(signer: Path) -> Path:
 
 def api_app_for(url: str, signer: Path, **overrides: Any) -> Flask:
     overrides.setdefault("TEST_CHECKPOINT_KEY", str(signer_for_test_mode(signer)))
-    app = make_app(url, CHECKPOINT_KEY=str(signer), **overrides)
-    if "api" not in app.blueprints:
-        register(app)
-    return app
+    return make_app(url, CHECKPOINT_KEY=str(signer), **overrides)
 
 
 @pytest.fixture(scope="module")

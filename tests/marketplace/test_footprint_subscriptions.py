@@ -1,10 +1,8 @@
 """Monthly offset subscriptions on SQLite and PostgreSQL.
 
 Paid invoices arrive as signed ``invoice.paid`` events POSTed to ``/webhooks/stripe``, verified
-and stored once like every other event. Until ``payments.webhooks._dispatch`` has its
-``invoice.paid`` branch (see the module doc of ``footprint.subscriptions``), the
-``invoice_branch`` fixture routes the event type to ``handle_invoice_paid`` the same way; once
-the branch is in, the fixture does nothing and these tests exercise it directly.
+and stored once like every other event, and routed to ``handle_invoice_paid`` by the handler
+the footprint package registers with ``payments.webhooks.handles``.
 
 Worked example used throughout: a saved footprint of 18.6 t a year is 1,550,000 g a month.
 Month 1: due 0 + 1.55 t → 1 t retired, 0.55 t carried. Month 2: due 0.55 + 1.55 = 2.10 t →
@@ -14,7 +12,6 @@ ceil(1.55 × 1,800) = 2,790 cents.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import secrets
@@ -30,12 +27,11 @@ from sqlalchemy import func, select
 from ledger import audit
 from ledger.schema import Beneficiary
 from marketplace.accounts import account_of
-from marketplace import create_app, footprint
+from marketplace import create_app
 from marketplace.footprint import subscriptions
 from marketplace.footprint.views import retirements
 from marketplace.models import Listing, Order, PaymentEvent, User
 from marketplace.models.footprints import OffsetInvoice, OffsetSubscription, SavedFootprint
-from marketplace.payments import webhooks
 from marketplace.payments.signature import sign_payload
 
 from ..fakestripe import API_KEY, WEBHOOK_SECRET, FakeStripe, StripeHTTPError
@@ -48,24 +44,7 @@ PRICE = 2_790
 
 
 @pytest.fixture
-def invoice_branch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route ``invoice.paid`` to the subscription handler until webhooks does it itself."""
-    if "invoice.paid" in inspect.getsource(webhooks._dispatch):
-        return
-    original = webhooks._dispatch
-
-    def dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
-        if event_type == "invoice.paid":
-            return subscriptions.handle_invoice_paid(session, obj)
-        return original(session, event_type, obj, reference)
-
-    monkeypatch.setattr(webhooks, "_dispatch", dispatch)
-
-
-@pytest.fixture
-def site(app: Flask, invoice_branch: None) -> Flask:
-    if "footprint" not in app.blueprints:
-        footprint.register(app)
+def site(app: Flask) -> Flask:
     return app
 
 
@@ -397,17 +376,15 @@ class SubscriptionStripe(FakeStripe):
 
 
 @pytest.fixture
-def stripe_site(fresh_url: str, invoice_branch: None) -> Iterator[tuple[Flask, SubscriptionStripe]]:
+def stripe_site(fresh_url: str) -> Iterator[tuple[Flask, SubscriptionStripe]]:
     with SubscriptionStripe() as fake:
         app = create_app({"DATABASE_URL": fresh_url, "SECRET_KEY": "test",
                           "PAYMENT_GATEWAY": "stripe", "STRIPE_SECRET_KEY": API_KEY,
                           "STRIPE_API_BASE": fake.url, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
                           "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
-        if "footprint" not in app.blueprints:
-            footprint.register(app)
         load_demo(app)
         yield app, fake
-        gateway = app.extensions.get("footprint_subscriptions")
+        gateway = app.extensions.get("selva_gateway_stripe")
         if gateway is not None:
             gateway.close()
         app.extensions["selva_engine"].dispose()

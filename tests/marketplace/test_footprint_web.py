@@ -17,7 +17,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from ledger.schema import Project
-from marketplace import footprint
 from marketplace.checkout import CartLine, CheckoutDetails, fulfil, place_order
 from marketplace.models import Listing, User
 from marketplace.models.footprints import FootprintProfile, SavedFootprint
@@ -31,13 +30,6 @@ VISITOR = {  # one long-haul return flight and a year of driving
 }
 # 2 × 10,150 km × 0.11704 = 2,375.912 kg; 12,000 km × 0.17474 = 2,096.880 kg
 VISITOR_GRAMS = 2_375_912 + 2_096_880  # 4,472,792 g = 4.47 t; offset 5 t
-
-
-@pytest.fixture(autouse=True)
-def _calculator(app: Flask) -> None:
-    """The calculator on the shop's app (a no-op once the app factory registers it)."""
-    if "footprint" not in app.blueprints:
-        footprint.register(app)
 
 
 def text_of(response: Any) -> str:

@@ -13,6 +13,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -25,7 +26,9 @@ from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.schema import Batch, Block, Entry, Project
 from ledger.verify import verify_certificate
 from marketplace.accounts import account_of
+from ledger.db import make_engine
 from marketplace import registry
+from marketplace.database import db
 from marketplace import checkout
 from marketplace.checkout import inventory_account
 from marketplace.models import Order, User
@@ -36,22 +39,33 @@ ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.datetime.now(dt.UTC).date()
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(signer key file, verifier key file) for the operator's checkpoints."""
-    return write_keypair(tmp_path, "selva.example/ledger")
+    return write_keypair(tmp_path_factory.mktemp("keys"), "selva.example/ledger")
+
+
+@pytest.fixture(scope="module")
+def demo_url(databases: Any, backend: str, keys: tuple[Path, Path]) -> str:
+    """The demo ledger and listings, loaded once per module and backend."""
+    url: str = databases.fresh(backend)
+    load_demo(make_app(url, CHECKPOINT_KEY=str(keys[0])))
+    db.dispose_all()
+    return url
 
 
 @pytest.fixture
-def app(fresh_url: str, keys: tuple[Path, Path]) -> Iterator[Flask]:
-    app = make_app(fresh_url, CHECKPOINT_KEY=str(keys[0]))
-    if "registry" not in app.blueprints:
-        registry.register(app)
-    load_demo(app)
-    yield app
-    bind = app.extensions["selva_db"].kw.get("bind")
-    if bind is not None:
-        bind.dispose()
+def app(demo_url: str, keys: tuple[Path, Path]) -> Iterator[Flask]:
+    """The app inside a transaction rolled back after the test (``conftest.app``)."""
+    engine = make_engine(demo_url)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        yield make_app(demo_url, CHECKPOINT_KEY=str(keys[0]), DATABASE_BIND=connection)
+    finally:
+        outer.rollback()
+        connection.close()
+        engine.dispose()
 
 
 @pytest.fixture
