@@ -16,7 +16,7 @@ from sqlalchemy import and_, insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from . import journal
-from .checkpoint import Checkpoint, parse_signer_key, sign
+from .checkpoint import Checkpoint, CheckpointError, parse_signer_key, sign
 from .errors import ChainError
 from .merkle import (
     HASH_SIZE,
@@ -127,6 +127,9 @@ def sign_checkpoint(session: Session, signer_key: str, origin: str) -> SignedChe
     never publishes a fork.
     """
     key = parse_signer_key(signer_key)
+    if origin != key.name:
+        raise CheckpointError(f"the checkpoint's origin {origin!r} is not its key's name "
+                              f"{key.name!r}: verifiers would refuse it")
     head = journal.locked_head(session)
     if head.seq == 0:
         raise ChainError("the journal is empty: there is nothing to sign")

@@ -94,8 +94,20 @@ def load_key(value: str) -> str:
     return text
 
 
-def verify_export(directory: Path, key: str) -> Summary:
-    """Verify an export directory against ``key``; raise :class:`Invalid` at the first fault."""
+def expected_origin(key: str, origin: str | None) -> str:
+    """The log a checkpoint must come from: ``origin`` if given, else the key's own name (the
+    operator names its key after its log, as sumdb/note keys are)."""
+    if origin is not None:
+        return origin
+    try:
+        return parse_verifier_key(key).name
+    except CheckpointError as exc:
+        raise Invalid("key", str(exc)) from None
+
+
+def verify_export(directory: Path, key: str, origin: str | None = None) -> Summary:
+    """Verify an export directory against ``key``; raise :class:`Invalid` at the first fault.
+    The checkpoint must come from ``origin`` (default: the key's name)."""
     # The replay allocates a few objects per entry and keeps most of them (the blocks), none
     # in a reference cycle: the cyclic garbage collector would only walk the growing state
     # again and again (a sixth of the time at 100,000 entries, more as the state grows), then
@@ -104,14 +116,14 @@ def verify_export(directory: Path, key: str) -> Summary:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _verify_export(directory, key)
+        return _verify_export(directory, key, expected_origin(key, origin))
     finally:
         if collecting:
             gc.enable()
 
 
-def _verify_export(directory: Path, key: str) -> Summary:
-    checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key)
+def _verify_export(directory: Path, key: str, origin: str) -> Summary:
+    checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key, origin)
     state = Replay()
     try:
         handle = (directory / bundle.JOURNAL).open("rb")
@@ -204,13 +216,13 @@ def _replay_journal(handle: BinaryIO, state: Replay, covered: int
     return size, roots, journal_digest.hexdigest()
 
 
-def _open_checkpoint(path: Path, key: str) -> Checkpoint:
+def _open_checkpoint(path: Path, key: str, origin: str) -> Checkpoint:
     try:
         note = path.read_bytes()
     except OSError as exc:
         raise Invalid("checkpoint", f"cannot read {path.name}: {exc.strerror}") from None
     try:
-        return open_note(note, key)
+        return open_note(note, key, origin=origin)
     except CheckpointError as exc:
         raise Invalid("checkpoint", str(exc)) from None
 
@@ -251,8 +263,10 @@ def _check_manifest(directory: Path, state: Replay, journal_sha256: str) -> None
         raise Invalid("manifest", f"the SHA-256 of {bundle.JOURNAL} differs from the manifest's")
 
 
-def verify_certificate(certificate: dict[str, Any], key: str) -> str:
-    """Check that one retirement certificate is in the log the key's checkpoint commits to."""
+def verify_certificate(certificate: dict[str, Any], key: str, origin: str | None = None) -> str:
+    """Check that one retirement certificate is in the log the key's checkpoint commits to;
+    the checkpoint must come from ``origin`` (default: the key's name)."""
+    wanted = expected_origin(key, origin)
     if not isinstance(certificate, dict) or certificate.get("format") != bundle.CERTIFICATE_FORMAT:
         raise Invalid("certificate", f"not a {bundle.CERTIFICATE_FORMAT} document")
     try:
@@ -274,7 +288,7 @@ def verify_certificate(certificate: dict[str, Any], key: str) -> str:
     if not isinstance(parsed, dict) or parsed.get("seq") != seq or parsed.get("kind") != "retire":
         raise Invalid(f"seq {seq}", "the record is not the retirement this certificate names")
     try:
-        checkpoint = open_note(note, key)
+        checkpoint = open_note(note, key, origin=wanted)
     except CheckpointError as exc:
         raise Invalid("checkpoint", str(exc)) from None
     try:
@@ -367,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", help="the operator's verifier key, or a file holding it "
                                       "(default for an export: its key.pub)")
     parser.add_argument("--certificate", type=Path, help="a certificate JSON file to check")
+    parser.add_argument("--origin", help="the log the checkpoint must come from (default: the "
+                                         "key's name, e.g. selva.example/ledger)")
     parser.add_argument("--strict-origin", action="store_true",
                         help="fail if any serial is in conflict with its origin registry")
     parser.add_argument("--max-pending-days", type=int, metavar="N",
@@ -381,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 certificate = json.loads(args.certificate.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise Invalid("certificate", f"cannot read {args.certificate}: {exc}") from None
-            print(verify_certificate(certificate, load_key(args.key)))
+            print(verify_certificate(certificate, load_key(args.key), args.origin))
             return 0
         if args.directory is None:
             parser.error("give an export directory, or --certificate FILE --key KEY")
@@ -391,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         key = load_key(args.key or str(args.directory / bundle.KEY))
         if args.max_pending_days is not None and args.max_pending_days < 0:
             parser.error("--max-pending-days must be 0 or more")
-        summary = verify_export(args.directory, key)
+        summary = verify_export(args.directory, key, args.origin)
         check_origin(summary, strict=args.strict_origin, max_pending_days=args.max_pending_days)
     except Invalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         orders,
         orgs,
         registry,
+        security,
     )
     from .database import db
     from .extensions import csrf, limiter, login_manager
@@ -43,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     errors.register(app)
+    security.register(app)
     formatting.register(app)
     catalogue.register(app)
     registry.register(app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,90 @@ class BadEvent(Exception):
     """The request is not a correctly signed event."""
 
 
+class Malformed(Exception):
+    """A correctly signed event whose shape is not one this handler reads."""
+
+
+_EVENT_ID = re.compile(r"[\x21-\x7e]{1,255}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,80}")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+MAX_AMOUNT = 2**63 - 1
+MAX_CREATED = 2**31 - 1
+
+
+def _printable(value: Any, what: str, limit: int) -> str | None:
+    """None, or one line of text of at most ``limit`` characters (no NUL, no control)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise Malformed(f"{what} is not text of at most {limit} printable characters")
+    return value
+
+
+def _amount(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_AMOUNT:
+        raise Malformed(f"{what} is not a whole number of minor units")
+    return value
+
+
+def check_shape(event: Any) -> tuple[str, str, dict[str, Any], dict[str, Any], int]:
+    """(id, type, object, metadata, created) of a signed event, every field this handler (or
+    a registered one) reads checked for type, range and length before it reaches SQL;
+    :class:`Malformed` otherwise."""
+    if not isinstance(event, dict):
+        raise Malformed("the event is not an object")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise Malformed("the event id is missing or not 1 to 255 printable ASCII characters")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
+        raise Malformed("the event type is missing or malformed")
+    created = event.get("created", 0)
+    if isinstance(created, bool) or not isinstance(created, int) \
+            or not 0 <= created <= MAX_CREATED:
+        raise Malformed("created is not a Unix time")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise Malformed("data.object is not an object")
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise Malformed("metadata is not an object")
+    for key, value in metadata.items():
+        _printable(value, f"metadata.{str(key)[:40]}", 500)
+    if metadata.get("mode", modes.LIVE) not in modes.MODES:
+        raise Malformed("metadata.mode is not live or test")
+    for field in ("id", "client_reference_id", "payment_intent", "payment_status"):
+        _printable(obj.get(field), field, 255)
+    for field in ("amount_total", "amount_received", "amount_paid"):
+        _amount(obj.get(field), field)
+    currency = obj.get("currency")
+    if currency is not None and not (isinstance(currency, str) and _CURRENCY.fullmatch(currency)):
+        raise Malformed("currency is not a three-letter code")
+    return event_id, event_type, obj, metadata, created
+
+
+def _reject(event: Any, reason: str) -> None:
+    """Log a malformed event by its id and keep it as rejected (once), so that the operator
+    sees it and a redelivery changes nothing."""
+    raw_id = event.get("id") if isinstance(event, dict) else None
+    event_id = raw_id if isinstance(raw_id, str) and _EVENT_ID.fullmatch(raw_id) else None
+    log.warning("payment event %s rejected: %s", event_id or "(no usable id)", reason)
+    if event_id is None:
+        return
+    raw_type = event.get("type")
+    event_type = raw_type if isinstance(raw_type, str) and _EVENT_TYPE.fullmatch(raw_type) \
+        else "malformed"
+    session = db.session_for(modes.LIVE)
+    try:
+        with session.begin():
+            session.add(PaymentEvent(id=event_id, type=event_type, order_id=None, created=0,
+                                     outcome=f"rejected: {reason}"[:300]))
+    except IntegrityError:
+        session.rollback()  # seen before: it was rejected (or handled) then
+
+
 def construct_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     secret = current_app.config["STRIPE_WEBHOOK_SECRET"]
     if not signature:
@@ -54,36 +139,31 @@ def construct_event(payload: bytes, signature: str | None) -> dict[str, Any]:
                                        tolerance=current_app.config["WEBHOOK_TOLERANCE"])
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise BadEvent(f"invalid payload or signature: {type(exc).__name__}") from None
-    return dict(json.loads(payload))
+    event = json.loads(payload)
+    return event if isinstance(event, dict) else {"data": event}
 
 
-def handle_event(event: dict[str, Any]) -> tuple[str, int]:
-    """Store and dispatch one verified event; return (outcome, HTTP status)."""
-    event_id = event.get("id")
-    event_type = event.get("type", "")
-    obj = (event.get("data") or {}).get("object") or {}
-    if not isinstance(event_id, str) or not isinstance(obj, dict):
-        return "malformed event", 400
-    metadata = obj.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        return "malformed event", 400
-    mode = metadata.get("mode", modes.LIVE)
-    if mode not in modes.MODES:
-        return "malformed event: unknown mode", 400
-    with db.use(mode):  # the order lives in the mode its checkout was made in
-        return _handle(event_id, str(event_type), obj, metadata, event.get("created"))
+def handle_event(event: Any) -> tuple[str, int]:
+    """Store and dispatch one verified event; return (outcome, HTTP status). A signed event of
+    an unexpected shape is a 400, logged and stored as rejected; nothing is fulfilled."""
+    try:
+        event_id, event_type, obj, metadata, created = check_shape(event)
+    except Malformed as exc:
+        _reject(event, str(exc))
+        return f"malformed event: {exc}", 400
+    with db.use(metadata.get("mode", modes.LIVE)):  # the order lives in its checkout's mode
+        return _handle(event_id, event_type, obj, metadata, created)
 
 
 def _handle(event_id: str, event_type: str, obj: dict[str, Any],
-            metadata: dict[str, Any], created: Any) -> tuple[str, int]:
+            metadata: dict[str, Any], created: int) -> tuple[str, int]:
     reference = obj.get("client_reference_id") or metadata.get("order")
     session = db.session
     try:
         with session.begin():
             order = checkout.locked_order(session, reference) if isinstance(reference, str) else None
-            stored = PaymentEvent(id=event_id, type=str(event_type)[:80],
-                                  order_id=order.id if order else None,
-                                  created=created if isinstance(created, int) else 0)
+            stored = PaymentEvent(id=event_id, type=event_type,
+                                  order_id=order.id if order else None, created=created)
             session.add(stored)
             session.flush()
             stored.outcome = _dispatch(session, event_type, obj, reference)

@@ -277,3 +277,39 @@ def test_forms_posted_without_their_csrf_token_are_refused(pages: Pages, live: L
     page.wait_for_url(re.compile(r"/cart$"))
     expect(page.locator("table.cart input[name=quantity]")).to_have_value("5")
     page.close()
+
+
+def test_the_checkout_page_refuses_to_render_inside_a_frame(pages: Pages,
+                                                            live: LiveServer) -> None:
+    """frame-ancestors 'none' (and X-Frame-Options: DENY): not even a page of the same origin
+    can frame the checkout, so no other site can dress it up to steal a click. The control
+    frame, a page without those headers, renders in the same place."""
+    expect = _expect()
+    page = pages.new()
+    email = live.add_user("Framed Buyer")
+    log_in(page, email)
+    add_to_cart(page, 1)
+    page.goto("/checkout")
+    expect(page.get_by_role("button", name=re.compile(r"^Continue to payment"))).to_be_visible()
+
+    framer = f"{live.url}/__framer"
+    control = f"{live.url}/__control"
+    page.route(framer, lambda route: route.fulfill(
+        content_type="text/html",
+        body=(f'<iframe id="checkout" src="{live.url}/checkout"></iframe>'
+              f'<iframe id="control" src="{control}"></iframe>')))
+    page.route(control, lambda route: route.fulfill(
+        content_type="text/html", body="<p>control frame rendered</p>"))
+    with page.expect_response(f"{live.url}/checkout") as answer:
+        page.goto(framer)
+    response = answer.value
+    assert response.status == 200
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    control_frame = page.frame(url=control)
+    assert control_frame is not None
+    expect(control_frame.locator("p")).to_have_text("control frame rendered")
+    page.wait_for_timeout(300)
+    rendered = [frame for frame in page.frames if frame.url == f"{live.url}/checkout"]
+    for frame in rendered:
+        assert frame.locator("text=Continue to payment").count() == 0
+    assert page.frame_locator("#checkout").locator("form").count() == 0

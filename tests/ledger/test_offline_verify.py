@@ -52,13 +52,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from ledger import bundle, canonical, queries, tree
-from ledger.checkpoint import Checkpoint, load_signer, sign, write_keypair
+from ledger.checkpoint import Checkpoint, load_signer, open_note, sign, write_keypair
 from ledger.db import make_engine
 from ledger.merkle import Frontier, leaf_hash
 from ledger.replay import Replay
 from ledger.rules import beneficiary_commitment, plan_spend
 from ledger.schema import Beneficiary, Entry, Project
-from ledger.verify import main
+from ledger.verify import Invalid, load_key, main, verify_certificate
 from marketplace import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1339,3 +1339,49 @@ def test_python_m_ledger_verify(export: Path, built: Built, tmp_path: Path) -> N
     bad = run(export, "--key", built.verifier)
     assert (bad.returncode, bad.stdout) == (1, "")
     assert bad.stderr.startswith(f"INVALID: seq {TRANSFER}: the entry hash ")
+
+
+# -- the checkpoint's origin -------------------------------------------------------------------
+
+
+def _resigned_under(directory: Path, signer: Path, origin: str) -> None:
+    """Re-sign the export's checkpoint (same size and root) with ``signer`` under ``origin``."""
+    note = (directory / bundle.CHECKPOINT).read_bytes()
+    checkpoint = open_note(note, load_key(str(directory / bundle.KEY)))
+    (directory / bundle.CHECKPOINT).write_bytes(
+        sign(Checkpoint(origin, checkpoint.size, checkpoint.root), load_signer(signer)))
+    refresh_manifest(directory)
+
+
+def test_a_checkpoint_re_signed_under_another_origin_is_rejected(
+        built: Built, export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator's own key signed it, but for another log's name: a verifier that only
+    checked the signature would take another log's checkpoint for this one."""
+    _resigned_under(export, built.signer, "selva.example/other-log")
+    code, out, err = verify(capsys, export, "--key", built.verifier)
+    assert_invalid(code, out, err, "checkpoint",
+                   re.escape("checkpoint origin 'selva.example/other-log' is not "
+                             "'selva.example/ledger'"))
+    # The origin can be named on purpose: then it is that log which must have signed.
+    code, out, err = verify(capsys, export, "--key", built.verifier,
+                            "--origin", "selva.example/other-log")
+    assert code == 0, err
+    code, out, err = verify(capsys, export, "--key", built.verifier,
+                            "--origin", "selva.example/third-log")
+    assert_invalid(code, out, err, "checkpoint", ".*is not 'selva.example/third-log'")
+
+
+def test_a_certificate_re_signed_under_another_origin_is_rejected(
+        built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    certificate = dict(built.certificates[RETIRE])
+    checkpoint = open_note(certificate["checkpoint"].encode("utf-8"),
+                           load_key(str(built.verifier)))
+    certificate["checkpoint"] = sign(Checkpoint("selva.example/test-ledger", checkpoint.size,
+                                                checkpoint.root),
+                                     load_signer(built.signer)).decode("utf-8")
+    code, out, err = check_certificate(capsys, tmp_path, certificate, built.verifier)
+    assert_invalid(code, out, err, "checkpoint",
+                   re.escape("checkpoint origin 'selva.example/test-ledger' is not "
+                             "'selva.example/ledger'"))
+    with pytest.raises(Invalid, match="is not 'selva.example/ledger'"):
+        verify_certificate(certificate, load_key(str(built.verifier)))

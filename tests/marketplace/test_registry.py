@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ledger import audit, operations, queries
+from ledger import audit, operations, queries, tree
 from ledger.checkpoint import open_note, write_keypair
 from ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.schema import Batch, Block, Entry, Project
@@ -653,3 +653,18 @@ def test_without_a_signing_key_the_registry_still_serves_pages(fresh_url: str,
         bind = app.extensions["selva_db"].kw.get("bind")
         if bind is not None:
             bind.dispose()
+
+
+def test_the_app_never_signs_a_checkpoint_under_another_origin(
+        app: Flask, keys: tuple[Path, Path]) -> None:
+    """The origin line names the log; the key is named after it. A checkpoint whose origin
+    differs from the key's name would be refused by every verifier, so it is never signed."""
+    from ledger.checkpoint import CheckpointError
+
+    signer = keys[0].read_text().strip()
+    with pytest.raises(CheckpointError, match="is not its key's name"), \
+            transaction(app) as session:
+        tree.sign_checkpoint(session, signer, "selva.example/another-log")
+    with transaction(app) as session:
+        signed = tree.sign_checkpoint(session, signer, "selva.example/ledger")
+        assert signed.note.startswith("selva.example/ledger\n")

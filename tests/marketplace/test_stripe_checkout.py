@@ -9,6 +9,7 @@ amount and currency checks, delayed payment methods, refunds, and the configurat
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import types
 from collections.abc import Iterator
@@ -583,3 +584,60 @@ def test_configuration_refuses_unsafe_gateways(monkeypatch: pytest.MonkeyPatch,
     app = create_app(stripe_config(url, "http://127.0.0.1:9"))  # keys given: fine
     assert app.config["PAYMENT_GATEWAY"] == "stripe"
     dispose(app)
+
+
+# -- signed events of an unexpected shape ---------------------------------------------------
+
+
+def _reshaped(fake: FakeStripe, event: Any, change: Any) -> Any:
+    body = json.loads(event.payload)
+    change(body)
+    return fake.sign(body)
+
+
+MALFORMED = {
+    "object-is-a-list": lambda e: e["data"].__setitem__("object", [e["data"]["object"]]),
+    "data-is-a-list": lambda e: e.__setitem__("data", [1, 2]),
+    "amount-is-text": lambda e: e["data"]["object"].__setitem__("amount_total", "2000"),
+    "amount-past-2**63": lambda e: e["data"]["object"].__setitem__("amount_total", 2**64),
+    "amount-is-true": lambda e: e["data"]["object"].__setitem__("amount_total", True),
+    "currency-is-a-number": lambda e: e["data"]["object"].__setitem__("currency", 840),
+    "nul-in-the-reference": lambda e: e["data"]["object"].__setitem__(
+        "client_reference_id", "SLV-\x00"),
+    "metadata-is-a-list": lambda e: e["data"]["object"].__setitem__("metadata", ["order"]),
+    "unknown-mode": lambda e: e["data"]["object"]["metadata"].__setitem__("mode", "staging"),
+    "created-past-2**31": lambda e: e.__setitem__("created", 2**40),
+    "type-with-a-nul": lambda e: e.__setitem__("type", "checkout.session.completed\x00"),
+    "id-too-long": lambda e: e.__setitem__("id", "evt_" + "x" * 300),
+}
+
+
+@pytest.mark.parametrize("change", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_a_signed_event_of_an_unexpected_shape_is_a_400_and_fulfils_nothing(
+        shop: Shop, change: Any, caplog: pytest.LogCaptureFixture) -> None:
+    reference, hosted = shop.buy(2)
+    for_sale, events = shop.for_sale(), shop.events()
+    event = _reshaped(shop.fake, shop.fake.completed(hosted), change)
+    body = json.loads(event.payload)
+    with caplog.at_level(logging.WARNING, logger="marketplace.payments.webhooks"):
+        status, answer = shop.deliver(event)
+        again = shop.deliver(event)
+    assert status == 400 and again[0] == 400, answer
+    assert "malformed event" in str(answer)
+    assert shop.order(reference).status == "awaiting_payment"
+    assert shop.for_sale() == for_sale and shop.retired() == 0
+    usable_id = isinstance(body.get("id"), str) and len(body["id"]) <= 255
+    assert any("rejected" in r.getMessage() for r in caplog.records)
+    if usable_id:
+        assert any(body["id"] in r.getMessage() for r in caplog.records)
+        assert shop.events() == events + 1  # stored once, as rejected
+        with transaction(shop.app) as session:
+            stored = session.get(PaymentEvent, body["id"])
+            assert stored is not None and stored.outcome.startswith("rejected: ")
+            assert stored.order_id is None
+    else:
+        assert shop.events() == events
+    # The well-formed event still fulfils the order afterwards.
+    assert shop.deliver(shop.fake.completed(hosted))[0] == 200
+    assert shop.order(reference).status == "fulfilled"
+    shop.verify()
