@@ -20,6 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         footprint,
         formatting,
+        inputs,
         operator,
         origin_views,
         orders,
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         template_folder=str(root / "templates"),
         static_folder=str(root / "static"),
     )
+    inputs.register_converters(app)
     config.load(app, test_config)
     db.init_app(app)
     login_manager.init_app(app)
@@ -45,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     errors.register(app)
     security.register(app)
+    inputs.register(app)
     formatting.register(app)
     catalogue.register(app)
     registry.register(app)

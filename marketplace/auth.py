@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 
 
+from . import inputs
 from .database import db
 from .extensions import limiter, login_manager
 from .models import User
@@ -39,9 +40,8 @@ class LoginForm(FlaskForm):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
-        return None
-    return db.session.get(User, int(user_id))
+    number = inputs.plain_int(user_id)
+    return db.session.get(User, number) if number is not None else None
 
 
 def _safe_next(target: str | None) -> str:

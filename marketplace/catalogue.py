@@ -24,7 +24,7 @@ from ledger.origin import labels_at
 from ledger.records import UNLABELLED, Labels
 from ledger.schema import Account, Batch, Project
 
-from . import checkout, formatting
+from . import checkout, formatting, inputs
 from .database import db
 from .formatting import SDG_NAMES, vintage_label
 from .models import Listing
@@ -243,8 +243,8 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     f.project_type = f.raw["type"]
     f.standard = f.raw["standard"]
     if f.raw["vintage"]:
-        if f.raw["vintage"].isdigit() and len(f.raw["vintage"]) == 4:
-            f.vintage = int(f.raw["vintage"])
+        if (year := inputs.plain_int(f.raw["vintage"], 1000, 9999)) is not None:
+            f.vintage = year
         else:
             f.messages.append("The vintage must be a year, like 2018.")
     for key, label in (("min_price", "minimum price"), ("max_price", "maximum price")):
@@ -269,8 +269,8 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
         else:
             f.messages.append("That sort order is not one we offer; showing projects by name.")
     if f.raw["page"]:
-        if f.raw["page"].isdigit() and 1 <= int(f.raw["page"]) <= 10**6:
-            f.page = int(f.raw["page"])
+        if (number := inputs.plain_int(f.raw["page"], 1, 10**6)) is not None:
+            f.page = number
         else:
             f.messages.append("The page must be a whole number, 1 or more; showing page 1.")
     return f

@@ -56,7 +56,7 @@ from ledger.queries import BatchTotals
 from ledger.rules import MAX_SERIAL
 from ledger.schema import Account, Batch, Project
 
-from . import access, checkout, demo, formatting
+from . import access, checkout, demo, formatting, inputs
 from .catalogue import for_sale_now
 from .database import db
 from .models import Listing, Order, User
@@ -187,10 +187,11 @@ def _sdgs(form: FlaskForm, field: StringField) -> None:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= 17:
+        number = inputs.plain_int(part, 1, 17)
+        if number is None:
             raise ValidationError("List goal numbers from 1 to 17, separated by commas.")
-        if int(part) not in numbers:
-            numbers.append(int(part))
+        if number not in numbers:
+            numbers.append(number)
     field.data = ",".join(str(n) for n in sorted(numbers))
 
 
@@ -406,9 +407,9 @@ def new_listing() -> str | Response:
     form = ListingForm()
     with session.begin():
         form.project_id.choices = _project_choices(session, without_listing=True)
-    chosen = request.args.get("project", "")
-    if not form.is_submitted() and chosen.isdigit():
-        form.project_id.data = int(chosen)
+    chosen = inputs.plain_int(request.args.get("project"))
+    if not form.is_submitted() and chosen is not None:
+        form.project_id.data = chosen
     error = None
     if form.validate_on_submit():
         try:

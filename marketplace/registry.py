@@ -56,7 +56,7 @@ from ledger.serials import parse_serial
 
 from ledger import origin as ledger_origin
 
-from . import access, certificates, formatting, modes, signing
+from . import access, certificates, formatting, inputs, modes, signing
 from . import origin as origin_service
 from .urls import registry_blueprint
 from .database import db
@@ -589,12 +589,13 @@ def checkpoint() -> Response:
     """The current signed checkpoint (a C2SP signed note); ``?size=N`` for an earlier one."""
     wanted = _arg(request.args, "size")
     if wanted:
-        if not (wanted.isascii() and wanted.isdigit() and len(wanted) < 20):
+        size = inputs.plain_int(wanted, 0, inputs.MAX_BIGINT)
+        if size is None:
             return _text("size must be a whole number\n", 400)
         with db.session.begin():
-            stored = db.session.get(SignedCheckpoint, int(wanted))
+            stored = db.session.get(SignedCheckpoint, size)
             if stored is None:
-                return _text(f"no checkpoint of size {int(wanted)} was signed\n", 404)
+                return _text(f"no checkpoint of size {size} was signed\n", 404)
             return _text(stored.note)
     try:
         return _text(_current_checkpoint().note)
@@ -660,10 +661,11 @@ def manifest() -> Response:
     key.pub, for the journal up to ``?size=N`` (a signed checkpoint's size; default the current
     one). Computed by reading the journal, exactly as ``flask ledger export`` writes it."""
     wanted = _arg(request.args, "size")
-    if wanted and not (wanted.isascii() and wanted.isdigit() and len(wanted) < 20):
+    asked = inputs.plain_int(wanted, 0, inputs.MAX_BIGINT) if wanted else None
+    if wanted and asked is None:
         return _json_error("size must be a whole number")
     try:
-        size = int(wanted) if wanted else _checkpoint_size()
+        size = asked if asked is not None else _checkpoint_size()
     except _Unavailable as exc:
         return _json_error(str(exc), exc.status)
     with db.session.begin():
@@ -688,9 +690,10 @@ def _int_param(name: str) -> int:
     value = _arg(request.args, name)
     if not value:
         raise ValueError(f"the parameter {name!r} is required")
-    if not (value.isascii() and value.isdigit() and len(value) < 20):
+    number = inputs.plain_int(value, 0, inputs.MAX_BIGINT)
+    if number is None:
         raise ValueError(f"the parameter {name!r} must be a whole number")
-    return int(value)
+    return number
 
 
 @bp.get("/ledger/proofs/inclusion")

@@ -136,6 +136,12 @@ def is_api_request() -> bool:
 
 
 def from_http_exception(error: HTTPException) -> Problem:
+    from ..inputs import BadField
+
+    if isinstance(error, BadField):
+        where = "query" if error.where == "parameter" else "body"
+        return invalid_field(error.field if where == "query" else f"#/{error.field}",
+                             str(error.description), where)
     status = error.code or 500
     headers: dict[str, str] = {}
     if status == 405:

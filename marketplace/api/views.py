@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .. import catalogue, idempotency, modes
+from .. import catalogue, idempotency, inputs, modes
 from ..database import db
 from ..extensions import limiter
 from . import billing, credits, projects, public, schemas, trading
@@ -221,6 +221,11 @@ def load_body(schema: Schema) -> tuple[dict[str, Any], str]:
     except (ValueError, RecursionError):
         raise Problem(400, "Bad Request", "The body is not valid JSON.",
                       slug="malformed-json") from None
+    bad = [{"pointer": pointer, "detail": f"This text {why}."}
+           for pointer, text in inputs.walk_strings(sent)
+           if (why := inputs.bad_text(text, lines=True)) is not None]
+    if bad:
+        raise invalid(bad)
     try:
         data: dict[str, Any] = schema.load(sent)
     except ValidationError as exc:
