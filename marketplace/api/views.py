@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .. import catalogue, idempotency, inputs, modes
@@ -180,6 +181,11 @@ def _unexpected(error: Exception) -> Response:
         from .problems import from_http_exception
 
         return problem_response(from_http_exception(error))
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        from ..errors import database_lost
+
+        answer: Response = current_app.make_response(database_lost(error))
+        return answer
     return handle_unexpected(error)
 
 

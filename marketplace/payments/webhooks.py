@@ -16,7 +16,7 @@ from typing import Any
 import stripe
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.errors import LedgerError
 
@@ -175,6 +175,16 @@ def _handle(event_id: str, event_type: str, obj: dict[str, Any],
         session.rollback()
         log.error("fulfilment of %s failed: %s", reference, exc)
         return "fulfilment failed; will retry", 500
+    except DBAPIError as exc:
+        # The database connection was lost mid-transaction (a restart, a failover, a killed
+        # backend): nothing of the transaction was kept, the pool drops the connection, and the
+        # provider redelivers the event later, which then fulfils the order once.
+        session.rollback()
+        if not exc.connection_invalidated:
+            raise
+        log.warning("payment event %s: database connection lost; the provider will retry",
+                    event_id)
+        return "database unavailable; retry later", 503
 
 
 def _dispatch(session: Any, event_type: str, obj: dict[str, Any], reference: Any) -> str:
