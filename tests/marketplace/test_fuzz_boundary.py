@@ -79,8 +79,11 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    keys = write_keypair(tmp_path_factory.mktemp("keys"), "selva.example/ledger")
-    app = make_app(databases.fresh("postgres"), CHECKPOINT_KEY=str(keys[0]))
+    folder = tmp_path_factory.mktemp("keys")
+    keys = write_keypair(folder, "selva.example/ledger")
+    test_keys = write_keypair(folder, "selva.example/test-ledger")
+    app = make_app(databases.fresh("postgres"), CHECKPOINT_KEY=str(keys[0]),
+                   TEST_CHECKPOINT_KEY=str(test_keys[0]))
     load_demo(app)
     customer, operator = app.test_client(), app.test_client()
     for client, role in ((customer, "customer"), (operator, "operator")):

@@ -44,7 +44,8 @@ def assert_protected(response: Any, path: str) -> None:
 def test_every_kind_of_response_carries_the_headers(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     response.close()
-    assert response.status_code in (200, 401, 404), (path, response.status_code)
+    # 503: the ledger's endpoints on an app with no signing key configured (as here)
+    assert response.status_code in (200, 401, 404, 503), (path, response.status_code)
     assert_protected(response, path)
 
 
