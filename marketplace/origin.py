@@ -491,7 +491,16 @@ def batch_labels(session: Session, batches: Sequence[Batch], before: int | None 
 
 # -- label filters (catalogue, registry and API) -------------------------------------------------
 
-LABEL_PARAMS = ("ccp", "corsia", "article6", "mitigation")
+LABEL_PARAMS = ("ccp", "corsia", "article6", "mitigation", "ca", "ca_status")
+
+
+def slug(value: str) -> str:
+    """A CAD Trust value as a query parameter: ``Not Required`` -> ``not_required``."""
+    return value.lower().replace(" ", "_")
+
+
+def _by_slug(values: tuple[str, ...]) -> dict[str, str]:
+    return {slug(value): value for value in values}
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
@@ -504,10 +513,15 @@ class LabelFilter:
     """A phase, or ``any`` for any CORSIA phase."""
     article6: bool | None = None
     mitigation: str | None = None
+    ca: str | None = None
+    """The corresponding-adjustment declaration (CAD Trust's value, e.g. ``Committed``)."""
+    ca_status: str | None = None
+    """The corresponding adjustment's status (``Not Started``, ``Pending``, ``Completed``)."""
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.ccp, self.corsia, self.article6, self.mitigation))
+        return any(v is not None for v in (self.ccp, self.corsia, self.article6, self.mitigation,
+                                           self.ca, self.ca_status))
 
     def matches(self, labels: Labels) -> bool:
         if self.ccp is not None and labels.ccp != self.ccp:
@@ -518,6 +532,10 @@ class LabelFilter:
         if self.article6 is not None and labels.article6_authorized != self.article6:
             return False
         if self.mitigation is not None and labels.mitigation != self.mitigation:
+            return False
+        if self.ca is not None and labels.ca_declaration != self.ca:
+            return False
+        if self.ca_status is not None and labels.ca_status != self.ca_status:
             return False
         return True
 
@@ -532,13 +550,17 @@ class LabelFilter:
             found["article6"] = "true" if self.article6 else "false"
         if self.mitigation is not None:
             found["mitigation"] = self.mitigation
+        if self.ca is not None:
+            found["ca"] = slug(self.ca)
+        if self.ca_status is not None:
+            found["ca_status"] = slug(self.ca_status)
         return found
 
 
 def parse_label_filter(args: Mapping[str, str]) -> tuple[LabelFilter, list[str]]:
-    """Read ``ccp``, ``corsia``, ``article6`` and ``mitigation`` from a query string; every bad
-    value is dropped with a message, never an error page."""
-    from ledger.records import CORSIA_PHASES, MITIGATION_TYPES
+    """Read ``ccp``, ``corsia``, ``article6``, ``mitigation``, ``ca`` and ``ca_status`` from a
+    query string; every bad value is dropped with a message, never an error page."""
+    from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATION_TYPES
 
     problems: list[str] = []
     values: dict[str, Any] = {}
@@ -560,4 +582,10 @@ def parse_label_filter(args: Mapping[str, str]) -> tuple[LabelFilter, list[str]]
         values["mitigation"] = mitigation
     elif mitigation:
         problems.append(f"The mitigation filter is one of {', '.join(MITIGATION_TYPES)}.")
+    for name, allowed in (("ca", _by_slug(CA_DECLARATIONS)), ("ca_status", _by_slug(CA_STATUSES))):
+        raw = (args.get(name) or "").strip().lower()
+        if raw in allowed:
+            values[name] = allowed[raw]
+        elif raw:
+            problems.append(f"The {name} filter is one of {', '.join(allowed)}.")
     return LabelFilter(**values), problems

@@ -308,6 +308,10 @@ def _labelled_at_retirement(wanted: origin_service.LabelFilter) -> Any:
         conditions.append(BatchLabel.corsia == wanted.corsia)
     if wanted.mitigation is not None:
         conditions.append(BatchLabel.mitigation == wanted.mitigation)
+    if wanted.ca is not None:
+        conditions.append(BatchLabel.ca_declaration == wanted.ca)
+    if wanted.ca_status is not None:
+        conditions.append(BatchLabel.ca_status == wanted.ca_status)
     matched: ColumnElement[bool] = exists(select(BatchLabel.seq).where(*conditions))
     if wanted.matches(UNLABELLED):
         matched = or_(matched, latest.is_(None))

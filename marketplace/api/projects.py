@@ -16,14 +16,18 @@ from flask import url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.records import CA_DECLARATIONS, CA_STATUSES
 from ledger.schema import Batch, Project
 
 from .. import catalogue, formatting
 from ..checkout import CartLine
 from ..models import Listing
-from ..origin import LabelFilter
+from ..origin import LabelFilter, slug
 from .pagination import Page, decode, page_of
 from .problems import Problem, invalid_field
+
+CA_BY_SLUG = {slug(value): value for value in CA_DECLARATIONS}
+STATUS_BY_SLUG = {slug(value): value for value in CA_STATUSES}
 
 
 def filters_from(data: Mapping[str, Any]) -> catalogue.Filters:
@@ -39,7 +43,9 @@ def filters_from(data: Mapping[str, Any]) -> catalogue.Filters:
         f.max_price = Decimal(int(data["max_price"])).scaleb(-2)
     f.sort = str(data.get("sort") or "name")
     f.labels = LabelFilter(ccp=data.get("ccp"), corsia=data.get("corsia"),
-                           article6=data.get("article6"), mitigation=data.get("mitigation"))
+                           article6=data.get("article6"), mitigation=data.get("mitigation"),
+                           ca=CA_BY_SLUG.get(data.get("ca") or ""),
+                           ca_status=STATUS_BY_SLUG.get(data.get("ca_status") or ""))
     return f
 
 

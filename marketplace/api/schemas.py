@@ -151,6 +151,15 @@ class ProjectQuerySchema(PageQuerySchema):
                                                   "Article 6."})
     mitigation = fields.String(validate=validate.OneOf(MITIGATION_TYPES),
                                metadata={"description": "Avoidance, removal or mixed."})
+    ca = fields.String(validate=validate.OneOf(["committed", "not_required", "unknown"]),
+                       metadata={"description": "Only projects with a vintage for sale whose "
+                                                "corresponding adjustment is declared so "
+                                                "(CAD Trust: Committed, Not Required, "
+                                                "Unknown)."})
+    ca_status = fields.String(validate=validate.OneOf(["not_started", "pending", "completed"]),
+                              metadata={"description": "Only projects with a vintage for sale "
+                                                       "whose corresponding adjustment has "
+                                                       "this status."})
 
     @validates_schema
     def _price_range(self, data: dict[str, Any], **kwargs: Any) -> None:

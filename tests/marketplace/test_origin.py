@@ -394,6 +394,17 @@ def test_label_filters_in_the_catalogue_the_api_and_their_errors(app: Flask) -> 
               .get_json()["data"] if p["ref"] == "VCS-944"]
     assert [v["labels"]["ccp"] for v in alto["vintages"]] == [False, False, True]
 
+    # The corresponding adjustment, by CAD Trust's values: in the shop, the API and the registry.
+    assert api("ca=committed") == ["VCS-868"] and api("ca_status=pending") == ["VCS-868"]
+    assert api("ca=committed&ca_status=completed") == []
+    assert sorted(api("ca=unknown")) == ["SLV-1001", "VCS-868", "VCS-944"]
+    assert "Madre de Dios" in shop("ca=committed") and "Alto Mayo" not in shop("ca=committed")
+    assert "The ca filter is one of" in shop("ca=maybe")
+    bad = client.get("/api/v1/projects?ca=maybe&ca_status=done", headers=company.headers)
+    assert {e["parameter"] for e in bad.get_json()["errors"]} == {"ca", "ca_status"}
+    page = client.get("/registry/retirements?ca=committed").get_data(as_text=True)
+    assert '<option value="committed" selected>' in page
+
 
 # -- offline: the export ----------------------------------------------------------------------
 
