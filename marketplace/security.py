@@ -24,6 +24,9 @@ A view may set its own value for any of these headers; the defaults fill in the 
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from flask_login import current_user
+
+from . import access
 
 DEFAULT_MAX_CONTENT_LENGTH = 1024 * 1024
 HSTS = "max-age=63072000; includeSubDomains"
@@ -70,9 +73,10 @@ def register(app: Flask) -> None:
 
     def _body_limit() -> None:
         # First of all before_request functions: CSRF protection reads the form before any
-        # blueprint's own hook could raise the limit.
+        # blueprint's own hook could raise the limit. Only an operator may send the larger
+        # body: anyone else is held to the default before the form is read.
         larger = large_bodies().get(request.endpoint or "")
-        if larger is not None:
+        if larger is not None and access.is_operator(current_user):
             request.max_content_length = larger
 
     app.before_request_funcs.setdefault(None, []).insert(0, _body_limit)

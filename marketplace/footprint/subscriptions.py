@@ -148,8 +148,15 @@ def _details(invoice: dict[str, Any]) -> tuple[str | None, str | None]:
     provider = details.get("subscription") or invoice.get("subscription")
     if isinstance(provider, dict):
         provider = provider.get("id")
-    return (reference if isinstance(reference, str) else None,
-            provider if isinstance(provider, str) else None)
+    return _identifier(reference), _identifier(provider)
+
+
+def _identifier(value: Any) -> str | None:
+    """A reference or provider id as one printable line of at most 255 characters; anything
+    else (a NUL, a list, a megabyte) is no id at all, and so matches no subscription."""
+    if isinstance(value, str) and 0 < len(value) <= 255 and value.isprintable():
+        return value
+    return None
 
 
 def _locked(session: Session, reference: str | None, provider: str | None
@@ -166,8 +173,12 @@ def _locked(session: Session, reference: str | None, provider: str | None
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
+MAX_TIMESTAMP = 2**31 - 1
+"""Unix times past 2038 are not a provider's; ``fromtimestamp`` fails on far larger ones."""
+
+
 def _timestamp(value: Any) -> dt.datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TIMESTAMP:
         return dt.datetime.fromtimestamp(value, dt.UTC)
     return None
 

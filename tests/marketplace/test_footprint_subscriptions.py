@@ -476,3 +476,27 @@ def test_stripe_refusing_the_checkout_is_explained(
     assert "The payment provider refused the request" in body and "sk_live" not in body
     with transaction(app) as session:
         assert session.scalars(select(OffsetSubscription.status)).one() == "cancelled"
+
+
+def test_an_invoice_of_an_odd_shape_is_never_a_500(site: Flask, client: FlaskClient) -> None:
+    """A correctly signed invoice.paid whose times or ids no real invoice has is never a 500
+    (which the provider would retry forever): impossible times are ignored (the payment's own
+    month is used), ids no column could hold match no subscription and retire nothing."""
+    grace = Subscriber(site, client)
+    paid = grace.subscription().months_paid
+    late = invoice_event(grace.reference)
+    late["data"]["object"]["status_transitions"]["paid_at"] = 10**13
+    late["data"]["object"]["created"] = 10**20
+    periods = invoice_event(grace.reference)
+    periods["data"]["object"]["lines"] = {"data": [{"period": {"start": 10**18, "end": 10**19}}]}
+    for event in (late, periods):
+        status, outcome = deliver(client, event)
+        assert status == 200 and "retired" in outcome, (status, outcome)
+    assert grace.subscription().months_paid == paid + 2
+    for event in (invoice_event(grace.reference + "\x00", provider="sub_other"),
+                  invoice_event(None, provider="sub_\x00" + "x" * 5000)):
+        status, outcome = deliver(client, event)
+        assert status < 500, (status, outcome)
+    assert grace.subscription().months_paid == paid + 2
+    with transaction(site) as session:
+        audit.verify(session)
