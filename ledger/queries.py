@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from .errors import SerialFormatError
 from .replay import Totals
-
-BatchTotals = Totals
-"""Tonnes of one batch (or project) by state: the replay's own totals type."""
 from .rules import MAX_SERIAL
 from .schema import Account, Batch, Block, Entry, Project, spendable
 from .serials import NativeSerial, VerraSerial, parse_serial
+
+BatchTotals = Totals
+"""Tonnes of one batch (or project) by state: the replay's own totals type."""
 
 
 def serial_string(batch: Batch, first: int, last: int) -> str:

@@ -152,19 +152,12 @@ class OriginRetirement:
                      "account", "reason", "reference", "ours", "spent", "created"})
         if data["date"] != _iso(data["date"]):
             raise ChainError("the origin date is not written as YYYY-MM-DD")
-        spent = data["spent"]
-        if not isinstance(spent, list) or len(set(spent)) != len(spent) or any(
-                isinstance(b, bool) or not isinstance(b, int) for b in spent):
-            raise ChainError("spent must be a list of distinct block ids")
-        created = data["created"]
-        if not isinstance(created, list):
-            raise ChainError("created must be a list of blocks")
         return cls.build(
             batch=_id(data["batch"], "batch"), registry=data["registry"], action=data["action"],
             first=data["first"], last=data["last"], date=data["date"],
             beneficiary=data["beneficiary"], account=data["account"], reason=data["reason"],
-            reference=data["reference"], ours=data["ours"], spent=tuple(spent),
-            created=tuple(block_from_record(item) for item in created),
+            reference=data["reference"], ours=data["ours"], spent=_spent(data["spent"]),
+            created=_created(data["created"]),
         )
 
 
@@ -297,7 +290,8 @@ class LabelChange:
 
 
 def _spent(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(set(value)) != len(value):
+    if not isinstance(value, list) or len(set(value)) != len(value) or any(
+            isinstance(b, bool) or not isinstance(b, int) for b in value):
         raise ChainError("spent must be a list of distinct block ids")
     return tuple(value)
 

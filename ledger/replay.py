@@ -37,7 +37,6 @@ from .records import (
     Retire,
     Spend,
     Transfer,
-    block_from_record,
 )
 from .rules import (
     RECORD_VERSION,
@@ -182,13 +181,11 @@ class Replay:
 
     # -- operations ---------------------------------------------------------------------
 
-    def _check_created(self, created: Any, expected: list[BlockRange]) -> list[BlockRange]:
-        if isinstance(created, tuple):
-            actual = list(created)
-        elif isinstance(created, list):
-            actual = [block_from_record(item) for item in created]
-        else:
-            raise ChainError("created must be a list of blocks")
+    def _check_created(self, created: tuple[BlockRange, ...],
+                       expected: list[BlockRange]) -> list[BlockRange]:
+        """The blocks the record says it created (parsed by its record type) must be exactly
+        the ones its operation yields."""
+        actual = list(created)
         if actual != expected:
             raise ReplayMismatchError(
                 "the blocks the entry created are not the ones its operation yields: "
@@ -324,7 +321,7 @@ class Replay:
                 f"the origin record spends blocks {list(record.spent)}, but the tradable "
                 f"blocks holding its serials are {[b.id for b in inputs]}")
         expected = plan_freeze(inputs, record.first, record.last, next_id=self.next_block)
-        created = self._check_created(data["created"], expected)
+        created = self._check_created(record.created, expected)
         self._commit_blocks(seq, list(record.spent), created)
         known.append((record.first, record.last, record.ours, seq))
         self.origin_entries[seq] = record

@@ -93,10 +93,8 @@ class Database:
     @contextmanager
     def use(self, mode: str) -> Iterator[None]:
         """Run the block in ``mode``: ``db.session`` is that mode's session."""
-        if mode not in modes.MODES:
-            raise ValueError(f"unknown mode {mode!r}")
         previous = g.get("_selva_mode", modes.LIVE)
-        g._selva_mode = mode
+        self.set_mode(mode)
         try:
             yield
         finally:

@@ -71,11 +71,13 @@ def register(app: Flask) -> None:
     if app.config.get("ENV") == "production":
         headers["Strict-Transport-Security"] = HSTS
 
+    larger_bodies = large_bodies()
+
     def _body_limit() -> None:
         # First of all before_request functions: CSRF protection reads the form before any
         # blueprint's own hook could raise the limit. Only an operator may send the larger
         # body: anyone else is held to the default before the form is read.
-        larger = large_bodies().get(request.endpoint or "")
+        larger = larger_bodies.get(request.endpoint or "")
         if larger is not None and access.is_operator(current_user):
             request.max_content_length = larger
 

@@ -90,15 +90,6 @@ class Caller:
     def can_write(self) -> bool:
         return self.key.scope == "write"
 
-    def rebound(self, session: Session) -> Caller:
-        """The same caller, loaded in ``session`` (another mode's session)."""
-        key = session.get(ApiKey, self.key.id)
-        organisation = session.get(Organisation, self.organisation.id)
-        user = session.get(User, self.user.id)
-        if key is None or organisation is None or user is None:
-            raise _unauthorized("That is not a valid API key.")
-        return Caller(key, organisation, user)
-
 
 def presented_key(authorization: str | None) -> str | None:
     """The key in ``Authorization: Bearer sk_...`` (or HTTP Basic with the key as the user
@@ -116,6 +107,15 @@ def presented_key(authorization: str | None) -> str | None:
             return ""
         return decoded.partition(":")[0]
     return ""
+
+
+def key_mode(authorization: str | None) -> str:
+    """The mode a presented key works in, from its prefix: test for ``sk_test_...``, else
+    live (a malformed key is refused by :func:`authenticate` whatever the mode)."""
+    from ..modes import LIVE, TEST as TEST_MODE
+
+    secret = presented_key(authorization) or ""
+    return TEST_MODE if secret.startswith(TEST) else LIVE
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -143,6 +143,8 @@ def authenticate(session: Session, authorization: str | None,
     if row is None:
         raise _unauthorized("That is not a valid API key.")
     key = row.ApiKey
+    if key.livemode != secret.startswith(LIVE):  # its prefix chose the mode this request runs in
+        raise _unauthorized("That is not a valid API key.")
     if key.revoked_at is not None:
         raise _unauthorized("This API key was revoked.")
     if row.membership_id is None:

@@ -30,7 +30,7 @@ from .. import catalogue, idempotency, inputs, modes
 from ..database import db
 from ..extensions import limiter
 from . import billing, credits, projects, public, schemas, trading
-from .keys import Caller, authenticate
+from .keys import Caller, authenticate, key_mode
 from .problems import (
     Problem,
     field_errors,
@@ -138,20 +138,17 @@ def _authenticate() -> None:
     if request.endpoint in _PUBLIC or request.endpoint is None:
         _rate_limit("address", request.remote_addr or "unknown", "API_PUBLIC_RATE_LIMIT")
         return
+    authorization = request.headers.get("Authorization")
+    # Everything from here runs on the key's mode's data: same code, other ledger. The key is
+    # looked up through that mode's session (it sees the shared tables too), so a request holds
+    # one connection: on SQLite a second one would wait on the first's lock.
+    db.set_mode(key_mode(authorization))
     try:
         with db.session.begin():
-            found = authenticate(db.session, request.headers.get("Authorization"))
+            found = authenticate(db.session, authorization)
     except Problem:
         _rate_limit("address", request.remote_addr or "unknown", "API_PUBLIC_RATE_LIMIT")
         raise
-    # Everything after this runs on the key's mode's data: same code, other ledger. The caller
-    # is read again through that mode's session (it sees the shared tables too), so that a
-    # request holds one connection: on SQLite a second one would wait on the first's lock.
-    mode = modes.LIVE if found.livemode else modes.TEST
-    if mode != db.mode():
-        db.set_mode(mode)
-        with db.session.begin():
-            found = found.rebound(db.session)
     g.api_caller = found
     if request.method not in ("GET", "HEAD") and not found.can_write:
         raise Problem(403, "Forbidden", "This API key is read-only; this request needs a key "

@@ -11,7 +11,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -51,10 +50,8 @@ PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 def form_fields() -> set[str]:
-    """The names of every field of every form the app defines."""
-    import marketplace  # noqa: F401  (every form class is defined on import of the views)
-    from marketplace import create_app  # noqa: F401
-
+    """The names of every field of every form the app defines (the app, made first, has
+    imported every view module and so every form class)."""
     names: set[str] = set()
     todo = list(FlaskForm.__subclasses__())
     while todo:
@@ -133,6 +130,11 @@ API_FIELDS = ("project", "quantity", "quote", "action", "beneficiary", "purpose"
               "filters", "vintage")
 
 
+def _header(value: str) -> str:
+    """The value as an HTTP header can carry it (no line breaks: no client can send them)."""
+    return value.replace("\r", "").replace("\n", "")[:200] or "k"
+
+
 def _query(value: str) -> str:
     return "&".join(f"{name}={quote(value, safe='')}" for name in QUERY)
 
@@ -148,7 +150,7 @@ def request(site: Site, client: FlaskClient, endpoint: str, method: str, rule: s
             response = client.get(f"{path}?{_query(value)}", headers=headers)
         else:
             response = client.post(path, json={name: value for name in API_FIELDS},
-                                   headers={**headers, "Idempotency-Key": value[:200] or "k"})
+                                   headers={**headers, "Idempotency-Key": _header(value)})
     elif method == "GET":
         response = client.get(f"{path}?{_query(value)}")
     else:
