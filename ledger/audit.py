@@ -8,6 +8,7 @@ raises :class:`~ledger.replay.VerificationError` naming the seq to blame.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -17,7 +18,9 @@ from .errors import LedgerError
 from .merkle import Frontier, leaf_hash
 from .replay import Replay, ReplayedBlock, Totals, VerificationError
 from .rules import BlockRange, beneficiary_commitment
+from .schema import Allocation as AllocationRow
 from .schema import (
+    AllocationDraw,
     Batch,
     BatchLabel,
     Beneficiary,
@@ -26,6 +29,7 @@ from .schema import (
     Entry,
     MerkleNode,
     OriginRecord,
+    PoolRetirement,
     table_of,
 )
 
@@ -84,6 +88,7 @@ def verify(session: Session) -> Report:
     _check_beneficiaries(session, state)
     _compare_origin(session, state)
     _compare_labels(session, state)
+    _compare_pools(session, state)
     try:
         state.check_coverage()
     except LedgerError as exc:
@@ -251,6 +256,53 @@ def _compare_labels(session: Session, state: Replay) -> None:
     for seq in wanted:
         if seq not in seen:
             raise VerificationError(seq, "the labels of this entry are missing")
+
+
+def _compare_pools(session: Session, state: Replay) -> None:
+    """The pool and allocation tables hold exactly the journal's ``pool`` and ``allocate``
+    entries: every pool retirement, every allocation with its draws, and each beneficiary's
+    name matching its commitment (unless erased)."""
+    stored = {row.seq: (row.pool, row.quantity)
+              for row in session.scalars(select(PoolRetirement))}
+    for seq, draw in state.pools.items():
+        if stored.pop(seq, None) != (draw.pool, draw.quantity):
+            raise VerificationError(seq, "the pool retirement row differs from its entry or is "
+                                         "missing")
+    if stored:
+        seq = min(stored)
+        raise VerificationError(seq, "a pool retirement row is stored for an entry that is no "
+                                     "pool retirement")
+    draws: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for row in session.scalars(select(AllocationDraw).order_by(
+            AllocationDraw.seq, AllocationDraw.idx, AllocationDraw.pool_seq)):
+        draws[(row.seq, row.idx)].append((row.pool_seq, row.grams))
+    seen: set[tuple[int, int]] = set()
+    for row in session.scalars(select(AllocationRow)):
+        key = (row.seq, row.idx)
+        allocation = state.allocations.get(key)
+        if allocation is None:
+            raise VerificationError(row.seq, f"allocation {row.seq}.{row.idx} is stored but not "
+                                             "in the journal")
+        actual = (row.grams, row.commitment, row.purpose, row.note, row.country,
+                  row.period_start, row.period_end, tuple(draws.get(key, ())))
+        wanted = (allocation.grams, allocation.beneficiary, allocation.purpose, allocation.note,
+                  allocation.country, allocation.period_start, allocation.period_end,
+                  allocation.draws)
+        if actual != wanted:
+            raise VerificationError(row.seq, f"allocation {row.seq}.{row.idx} differs from its "
+                                             "entry")
+        if (row.name is None) != (row.salt is None):
+            raise VerificationError(row.seq, f"allocation {row.seq}.{row.idx}'s beneficiary is "
+                                             "half erased")
+        if row.name is not None and row.salt is not None and \
+                beneficiary_commitment(row.salt, row.name) != allocation.beneficiary:
+            raise VerificationError(row.seq, f"allocation {row.seq}.{row.idx}'s beneficiary "
+                                             "does not match the commitment in the journal")
+        seen.add(key)
+    for key in state.allocations:
+        if key not in seen:
+            raise VerificationError(key[0], f"allocation {key[0]}.{key[1]} is missing from the "
+                                            "table")
 
 
 def _describe(block: ReplayedBlock) -> str:

@@ -107,3 +107,13 @@ class UnknownEntryError(LedgerError):
 
 class ErasedError(LedgerError):
     """The beneficiary's name was erased on request and can no longer be shown."""
+
+
+class PoolError(LedgerError):
+    """A kilogram allocation draws from an entry that is no pool retirement, or a pool
+    retirement spends credits of another project than its pool's."""
+
+
+class OverAllocationError(LedgerError):
+    """Allocating these grams would take more from a pool retirement than the tonnes retired
+    into it hold (1,000,000 g a tonne)."""

@@ -24,7 +24,9 @@ from .errors import (
     FinalStateError,
     InsufficientCreditsError,
     NotHolderError,
+    OverAllocationError,
     OverlapError,
+    PoolError,
     RetirementDetailsError,
     SerialRangeError,
     UnknownAccountError,
@@ -32,7 +34,19 @@ from .errors import (
     UnknownEntryError,
     UnknownProjectError,
 )
-from .records import Cancel, Issue, IssuedProject, Retire, Transfer
+from .records import (
+    GRAMS_PER_TONNE,
+    MAX_ALLOCATIONS,
+    Allocate,
+    Allocation,
+    Cancel,
+    Issue,
+    IssuedProject,
+    PoolRetire,
+    Retire,
+    Transfer,
+    validate_grams,
+)
 from .replay import issue_blocks
 from .rules import (
     MAX_SERIAL,
@@ -49,12 +63,15 @@ from .rules import (
     validate_range,
     validate_text,
 )
+from .schema import Allocation as AllocationRow
 from .schema import (
     ACCOUNT_KINDS,
     Account,
+    AllocationDraw,
     Batch,
     Beneficiary,
     Block,
+    PoolRetirement,
     Project,
     spendable,
     table_of,
@@ -132,7 +149,7 @@ def register_project(
     if not (registry.isalpha() and 2 <= len(registry) <= 10):
         raise UnknownProjectError(f"registry must be 2 to 10 letters, not {registry!r}")
     if not (registry_id.isalnum() and registry_id.isascii() and 1 <= len(registry_id) <= 20):
-        raise UnknownProjectError(f"registry project id must be 1 to 20 letters or digits")
+        raise UnknownProjectError("registry project id must be 1 to 20 letters or digits")
     validate_country(country)
     project = Project(
         registry_name=registry,
@@ -379,6 +396,136 @@ def cancel(
     record = Cancel(account=holder.id, quantity=quantity, spent=tuple(b.id for b in inputs),
                     created=tuple(created), reason=why)
     return _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
+
+
+# -- kilogram pools --------------------------------------------------------------------------
+
+
+def pool_retire(
+    session: Session,
+    *,
+    account_id: int,
+    project_id: int,
+    quantity: int,
+    batch_id: int | None = None,
+    retired_on: dt.date | None = None,
+    at: dt.datetime | None = None,
+) -> Receipt:
+    """Retire ``quantity`` whole tonnes of one project, held by ``account_id``, into that
+    project's kilogram pool (oldest vintage first, or of one batch). The entry names the pool by the project's
+    reference; its tonnes then back 1,000,000 g of allocations each."""
+    validate_quantity(quantity)
+    project = session.get(Project, check_id(project_id, UnknownProjectError, "project"))
+    if project is None:
+        raise UnknownProjectError(f"no project {project_id!r}")
+    holder = get_account(session, account_id)
+    check_movable(holder.kind)
+    on = parse_date(retired_on or utcnow().date(), "retirement date")
+    head = journal.locked_head(session)
+    inputs = _inputs(session, holder.id, quantity, batch_id, project.id, None)
+    created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
+                         to_state="retired", next_id=head.next_block)
+    record = PoolRetire(account=holder.id, pool=project.ref, quantity=quantity,
+                        spent=tuple(b.id for b in inputs), created=tuple(created), date=on)
+    receipt = _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
+    session.execute(insert(table_of(PoolRetirement)).values(
+        seq=receipt.seq, project_id=project.id, pool=project.ref, account_id=holder.id,
+        quantity=quantity))
+    return receipt
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    """One kilogram allocation to write: ``grams`` drawn from pool retirements (``draws``:
+    (pool retirement seq, grams), ascending), for a beneficiary, purpose, country and period."""
+
+    grams: int
+    draws: tuple[tuple[int, int], ...]
+    beneficiary: str
+    purpose: str
+    country: str
+    period_start: dt.date
+    period_end: dt.date
+    note: str = ""
+
+
+def allocate(
+    session: Session,
+    requests: Sequence[AllocationRequest],
+    *,
+    allocated_on: dt.date | None = None,
+    at: dt.datetime | None = None,
+) -> Receipt:
+    """Write a batch of kilogram allocations as one ``allocate`` entry.
+
+    Every allocation draws only from pool retirements, and no pool retirement gives more grams
+    than its tonnes hold (checked against every earlier allocation under the head lock).
+    Allocation ``i`` is stored as (seq, i), with its beneficiary's name and salt (erasable).
+    """
+    if not 1 <= len(requests) <= MAX_ALLOCATIONS:
+        raise PoolError(f"an allocate entry holds 1 to {MAX_ALLOCATIONS} allocations")
+    on = parse_date(allocated_on or utcnow().date(), "allocation date")
+    built: list[tuple[Allocation, str, str]] = []
+    for request in requests:
+        name = validate_text(request.beneficiary, "beneficiary", required=True)
+        if len(name) > 200:
+            raise RetirementDetailsError("the beneficiary's name is longer than 200 characters")
+        note = validate_text(request.note, "note", required=False)
+        salt = secrets.token_hex(16)
+        allocation = Allocation(
+            grams=validate_grams(request.grams), draws=tuple(request.draws),
+            beneficiary=beneficiary_commitment(salt, name), purpose=request.purpose, note=note,
+            country=request.country, period_start=parse_date(request.period_start, "period start"),
+            period_end=parse_date(request.period_end, "period end"))
+        built.append((allocation, name, salt))
+    wanted: dict[int, int] = {}
+    for allocation, _, _ in built:
+        for pool_seq, grams in allocation.draws:
+            wanted[pool_seq] = wanted.get(pool_seq, 0) + grams
+    head = journal.locked_head(session)
+    pools = table_of(PoolRetirement)
+    draws = table_of(AllocationDraw)
+    capacity = dict(session.execute(
+        select(pools.c.seq, pools.c.quantity).where(pools.c.seq.in_(sorted(wanted)))).all())
+    used = dict(session.execute(
+        select(draws.c.pool_seq, func.sum(draws.c.grams)).where(
+            draws.c.pool_seq.in_(sorted(wanted))).group_by(draws.c.pool_seq)).all())
+    for pool_seq, grams in sorted(wanted.items()):
+        if pool_seq not in capacity:
+            raise PoolError(f"seq {pool_seq} is not a pool retirement: kilograms are allocated "
+                            "only from pool retirements")
+        total = int(capacity[pool_seq]) * GRAMS_PER_TONNE
+        after = int(used.get(pool_seq) or 0) + grams
+        if after > total:
+            raise OverAllocationError(
+                f"pool retirement seq {pool_seq} holds {total:,} g; these allocations would "
+                f"make {after:,} g allocated from it")
+    record = Allocate(allocations=tuple(a for a, _, _ in built), date=on)
+    entry = journal.append(session, head, record.KIND, record.to_data(), at=at)
+    session.execute(insert(table_of(AllocationRow)), [
+        {"seq": entry.seq, "idx": index, "grams": a.grams, "commitment": a.beneficiary,
+         "name": name, "salt": salt, "purpose": a.purpose, "note": a.note, "country": a.country,
+         "period_start": a.period_start, "period_end": a.period_end}
+        for index, (a, name, salt) in enumerate(built)])
+    session.execute(insert(draws), [
+        {"seq": entry.seq, "idx": index, "pool_seq": pool_seq, "grams": grams}
+        for index, (a, _, _) in enumerate(built) for pool_seq, grams in a.draws])
+    return Receipt(entry.seq, entry.hash, record.KIND, (), (),
+                   extra={"allocations": len(built), "grams": record.grams})
+
+
+def erase_allocation_beneficiary(session: Session, seq: int, idx: int) -> bool:
+    """Erase a kilogram allocation's beneficiary name and salt; False if already erased."""
+    row = session.get(AllocationRow, (seq, idx))
+    if row is None:
+        raise UnknownEntryError(f"no allocation {seq}.{idx}")
+    if row.name is None:
+        return False
+    row.name = None
+    row.salt = None
+    row.erased_at = utcnow()
+    session.flush()
+    return True
 
 
 def erase_beneficiary(session: Session, seq: int) -> bool:

@@ -18,8 +18,11 @@ from typing import Any, ClassVar
 from .errors import (
     AccountKindError,
     ChainError,
+    InvalidQuantityError,
     LabelError,
     OriginRecordError,
+    OverAllocationError,
+    PoolError,
     RetirementDetailsError,
 )
 from .rules import (
@@ -520,7 +523,170 @@ class Cancel:
                    created=_created(data["created"]), reason=data["reason"])
 
 
-Spend = Transfer | Retire | Cancel
+# -- kilogram pools -----------------------------------------------------------------------------
+
+GRAMS_PER_TONNE = 1_000_000
+"""Kilogram sales are counted in whole grams: a tonne retired into a pool holds 1,000,000 g."""
+
+POOL_BENEFICIARY = "Selva kilogram pool"
+"""Who a pool retirement is made for, in clear: no person's name, so no commitment."""
+
+MAX_ALLOCATIONS = 1000
+"""At most this many allocations in one ``allocate`` entry."""
+
+MAX_GRAMS = GRAMS_PER_TONNE * 10**6
+"""No single allocation is larger than a million tonnes."""
+
+_POOL = re.compile(r"[A-Z]{2,10}-[A-Za-z0-9]{1,20}")
+
+
+def validate_grams(value: object, what: str = "grams") -> int:
+    """Kilogram sales are whole grams, at least one: no fractions, no floats."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidQuantityError(f"{what} must be a whole number of grams, not {value!r}")
+    if not 1 <= value <= MAX_GRAMS:
+        raise InvalidQuantityError(f"{what} must be between 1 g and {MAX_GRAMS:,} g, not {value}")
+    return value
+
+
+def validate_pool(value: object) -> str:
+    """A pool is named by its project's reference, e.g. ``VCS-944``."""
+    if not isinstance(value, str) or not _POOL.fullmatch(value):
+        raise PoolError(f"a pool is named by its project's reference like 'VCS-944', not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolRetire:
+    """``pool``: whole tonnes of one project retired into that project's kilogram pool.
+
+    Like a retirement, it spends tradable blocks and creates retired ones; its beneficiary is
+    the pool itself, in clear. Each tonne then backs 1,000,000 g of ``allocate`` entries.
+    """
+
+    KIND: ClassVar[str] = "pool"
+    account: int
+    pool: str
+    quantity: int
+    spent: tuple[int, ...]
+    created: tuple[BlockRange, ...]
+    date: dt.date
+
+    def __post_init__(self) -> None:
+        validate_pool(self.pool)
+
+    @property
+    def grams(self) -> int:
+        return self.quantity * GRAMS_PER_TONNE
+
+    def to_data(self) -> dict[str, Any]:
+        return {"account": self.account, "pool": self.pool, "quantity": self.quantity,
+                "spent": list(self.spent), "created": [b.as_record() for b in self.created],
+                "beneficiary": POOL_BENEFICIARY, "date": self.date.isoformat()}
+
+    @classmethod
+    def from_data(cls, data: Any) -> PoolRetire:
+        _keys(data, {"account", "pool", "quantity", "spent", "created", "beneficiary", "date"})
+        if data["beneficiary"] != POOL_BENEFICIARY:
+            raise PoolError(f"a pool retirement is made for {POOL_BENEFICIARY!r}")
+        return cls(account=_id(data["account"], "account"), pool=data["pool"],
+                   quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
+                   created=_created(data["created"]),
+                   date=parse_date(data["date"], "retirement date"))
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Grams of one or more pool retirements allocated to a beneficiary (a salted commitment,
+    as in a retirement), for a purpose, a country of use and the period the claim covers.
+
+    ``draws`` says which pool retirements (by seq, ascending) give how many grams; they add up
+    to ``grams``.
+    """
+
+    grams: int
+    draws: tuple[tuple[int, int], ...]
+    beneficiary: str
+    purpose: str
+    note: str
+    country: str
+    period_start: dt.date
+    period_end: dt.date
+
+    def __post_init__(self) -> None:
+        validate_grams(self.grams)
+        if not self.draws:
+            raise PoolError("an allocation draws from at least one pool retirement")
+        seqs = [seq for seq, _ in self.draws]
+        if seqs != sorted(set(seqs)):
+            raise PoolError("an allocation's draws name distinct pool retirements in seq order")
+        for seq, grams in self.draws:
+            _id(seq, "pool retirement seq")
+            validate_grams(grams, "a draw")
+        if sum(grams for _, grams in self.draws) != self.grams:
+            raise OverAllocationError(
+                f"the draws add up to {sum(g for _, g in self.draws)} g, not {self.grams} g")
+        validate_hash(self.beneficiary, "beneficiary commitment")
+        if validate_text(self.note, "note", required=False) != self.note:
+            raise RetirementDetailsError("the note is not trimmed")
+        validate_purpose(self.purpose, self.note)
+        validate_country(self.country)
+        validate_period(self.period_start, self.period_end)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"grams": self.grams, "from": [[seq, grams] for seq, grams in self.draws],
+                "beneficiary": self.beneficiary, "purpose": self.purpose, "note": self.note,
+                "country": self.country, "period_start": self.period_start.isoformat(),
+                "period_end": self.period_end.isoformat()}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Allocation:
+        _keys(data, {"grams", "from", "beneficiary", "purpose", "note", "country",
+                     "period_start", "period_end"})
+        draws = data["from"]
+        if not isinstance(draws, list) or not all(
+                isinstance(d, list) and len(d) == 2 for d in draws):
+            raise ChainError("from must be a list of [pool retirement seq, grams] pairs")
+        return cls(grams=data["grams"], draws=tuple((d[0], d[1]) for d in draws),
+                   beneficiary=data["beneficiary"], purpose=data["purpose"], note=data["note"],
+                   country=data["country"],
+                   period_start=parse_date(data["period_start"], "period start"),
+                   period_end=parse_date(data["period_end"], "period end"))
+
+
+@dataclass(frozen=True)
+class Allocate:
+    """``allocate``: a batch of kilogram allocations, written as one entry. Allocation ``i``
+    of the entry at seq ``s`` is known as ``s.i``; its proof is the entry's inclusion proof
+    and its position in the entry's list."""
+
+    KIND: ClassVar[str] = "allocate"
+    allocations: tuple[Allocation, ...]
+    date: dt.date
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.allocations) <= MAX_ALLOCATIONS:
+            raise PoolError(f"an allocate entry holds 1 to {MAX_ALLOCATIONS} allocations")
+
+    @property
+    def grams(self) -> int:
+        return sum(a.grams for a in self.allocations)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"allocations": [a.to_data() for a in self.allocations],
+                "date": self.date.isoformat()}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Allocate:
+        _keys(data, {"allocations", "date"})
+        items = data["allocations"]
+        if not isinstance(items, list):
+            raise ChainError("allocations must be a list")
+        return cls(allocations=tuple(Allocation.from_data(item) for item in items),
+                   date=parse_date(data["date"], "allocation date"))
+
+
+Spend = Transfer | Retire | Cancel | PoolRetire
 """The operations that spend blocks and create new ones."""
 
 

@@ -24,16 +24,22 @@ from .errors import (
     LedgerError,
     NotHolderError,
     OriginRangeError,
+    OverAllocationError,
     OverlapError,
+    PoolError,
     ReplayMismatchError,
     UnknownBatchError,
 )
 from .records import (
+    GRAMS_PER_TONNE,
     MIRRORED_REGISTRIES,
+    Allocate,
+    Allocation,
     Cancel,
     Issue,
     LabelChange,
     OriginRetirement,
+    PoolRetire,
     Retire,
     Spend,
     Transfer,
@@ -118,6 +124,37 @@ class OriginTotals:
 
 
 @dataclass
+class PoolDraw:
+    """One pool retirement as replay tracks it: its pool, its tonnes, the grams allocated."""
+
+    pool: str
+    quantity: int
+    allocated: int = 0
+
+    @property
+    def grams(self) -> int:
+        return self.quantity * GRAMS_PER_TONNE
+
+    @property
+    def free(self) -> int:
+        return self.grams - self.allocated
+
+
+@dataclass
+class PoolTotals:
+    """One kilogram pool: tonnes retired into it, grams allocated from them, grams free."""
+
+    retirements: int = 0
+    tonnes: int = 0
+    allocated: int = 0
+    allocations: int = 0
+
+    @property
+    def free(self) -> int:
+        return self.tonnes * GRAMS_PER_TONNE - self.allocated
+
+
+@dataclass
 class Replay:
     """The state rebuilt from the journal so far."""
 
@@ -135,6 +172,10 @@ class Replay:
     origin_entries: dict[int, OriginRetirement] = field(default_factory=dict)
     labels: dict[int, list[tuple[int, LabelChange]]] = field(default_factory=dict)
     """Per batch, its label changes as (seq, change), oldest first."""
+    pools: dict[int, PoolDraw] = field(default_factory=dict)
+    """Pool retirement seq -> its pool, tonnes and grams allocated so far."""
+    allocations: dict[tuple[int, int], Allocation] = field(default_factory=dict)
+    """(allocate entry seq, position) -> the allocation."""
 
     def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
         """Check and apply one entry; return its parsed record.
@@ -168,6 +209,8 @@ class Replay:
             "cancel": self._cancel,
             "origin": self._origin,
             "label": self._label,
+            "pool": self._pool,
+            "allocate": self._allocate,
         }.get(parsed["kind"])
         if handler is None:
             raise ChainError(f"unknown entry kind {parsed['kind']!r}")
@@ -326,6 +369,41 @@ class Replay:
         known.append((record.first, record.last, record.ours, seq))
         self.origin_entries[seq] = record
 
+    def _pool(self, seq: int, data: dict[str, Any]) -> None:
+        """A pool retirement: a retirement of the pool project's own tonnes, made for the pool."""
+        record = PoolRetire.from_data(data)
+        holder = self._moving(record.account)
+        for block_id in record.spent:
+            block = self.blocks.get(block_id)
+            if block is not None and self.batches[block.range.batch].project != record.pool:
+                raise PoolError(f"block {block_id} is not of {record.pool}: a pool holds its own "
+                                "project's tonnes only")
+        self._spend(seq, record, holder, holder, "retired")
+        self.pools[seq] = PoolDraw(record.pool, record.quantity)
+        self.retirements[seq] = data
+
+    def _allocate(self, seq: int, data: dict[str, Any]) -> None:
+        """Kilogram allocations: each draws only from pool retirements, and no pool retirement
+        gives more grams than its tonnes hold. All of the entry's allocations apply, or none."""
+        record = Allocate.from_data(data)
+        taken: dict[int, int] = defaultdict(int)
+        for allocation in record.allocations:
+            for pool_seq, grams in allocation.draws:
+                draw = self.pools.get(pool_seq)
+                if draw is None:
+                    raise PoolError(f"seq {pool_seq} is not a pool retirement: kilograms are "
+                                    "allocated only from pool retirements")
+                taken[pool_seq] += grams
+                if draw.allocated + taken[pool_seq] > draw.grams:
+                    raise OverAllocationError(
+                        f"pool retirement seq {pool_seq} holds {draw.grams:,} g "
+                        f"({draw.quantity:,} t); this entry would allocate "
+                        f"{draw.allocated + taken[pool_seq]:,} g of it")
+        for pool_seq, grams in taken.items():
+            self.pools[pool_seq].allocated += grams
+        for index, allocation in enumerate(record.allocations):
+            self.allocations[(seq, index)] = allocation
+
     def _label(self, seq: int, data: dict[str, Any]) -> None:
         change = LabelChange.from_data(data)
         if change.batch not in self.batches:
@@ -395,6 +473,18 @@ class Replay:
                 [(block.range.first, block.range.last)],
                 [(first, last, ours) for first, last, ours, _ in
                  self.origin_records.get(batch.id, [])]))
+        return result
+
+    def pool_totals(self) -> dict[str, PoolTotals]:
+        """Per kilogram pool: tonnes retired into it, grams allocated, grams free."""
+        result: dict[str, PoolTotals] = {}
+        for draw in self.pools.values():
+            totals = result.setdefault(draw.pool, PoolTotals())
+            totals.retirements += 1
+            totals.tonnes += draw.quantity
+            totals.allocated += draw.allocated
+        for allocation in self.allocations.values():
+            result[self.pools[allocation.draws[0][0]].pool].allocations += 1
         return result
 
     def pending_retirements(self) -> dict[int, int]:

@@ -45,7 +45,7 @@ ACCOUNT_KINDS = ("issuer", "inventory", "customer", "organisation", "buffer")
 BLOCK_STATES = ("tradable", "retired", "cancelled", "frozen")
 """``frozen``: retired or cancelled at the origin registry under another name; final, like
 retired and cancelled, so those serials are never sold or retired here."""
-ENTRY_KINDS = ("issue", "transfer", "retire", "cancel", "origin", "label")
+ENTRY_KINDS = ("issue", "transfer", "retire", "cancel", "origin", "label", "pool", "allocate")
 SERIAL_SCHEMES = ("verra", "native")
 
 
@@ -326,6 +326,66 @@ class BatchLabel(Base):
     corsia: Mapped[str | None] = mapped_column(String(20))
     mitigation: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str] = mapped_column(String(500))
+
+
+class PoolRetirement(Base):
+    """A ``pool`` entry: whole tonnes of one project retired into its kilogram pool. Each
+    tonne backs 1,000,000 g of allocations. Append-only."""
+
+    __tablename__ = "ledger_pool_retirements"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),
+                      Index("ix_ledger_pool_retirements_project", "project_id", "seq"))
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True,
+                                     autoincrement=False)
+    project_id: Mapped[int] = mapped_column(ForeignKey("ledger_projects.id"))
+    pool: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+
+    @property
+    def grams(self) -> int:
+        return self.quantity * 1_000_000
+
+
+class Allocation(Base):
+    """One kilogram allocation: position ``idx`` of the ``allocate`` entry at ``seq``.
+
+    The journal holds the beneficiary's salted commitment; the name and salt live here and
+    can be erased on request, as for a retirement (``ledger_beneficiaries``)."""
+
+    __tablename__ = "ledger_allocations"
+    __table_args__ = (CheckConstraint("grams > 0", name="grams_positive"),
+                      CheckConstraint("idx >= 0", name="idx"))
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True,
+                                     autoincrement=False)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    grams: Mapped[int] = mapped_column(BigInteger)
+    commitment: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(Text)
+    salt: Mapped[str | None] = mapped_column(String(64))
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    purpose: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(String(500))
+    country: Mapped[str] = mapped_column(String(2))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+
+
+class AllocationDraw(Base):
+    """Which pool retirement gives how many grams to one allocation. Append-only."""
+
+    __tablename__ = "ledger_allocation_draws"
+    __table_args__ = (CheckConstraint("grams > 0", name="grams_positive"),
+                      Index("ix_ledger_allocation_draws_pool", "pool_seq"))
+
+    seq: Mapped[int] = mapped_column(ForeignKey("ledger_entries.seq"), primary_key=True,
+                                     autoincrement=False)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    pool_seq: Mapped[int] = mapped_column(ForeignKey("ledger_pool_retirements.seq"),
+                                          primary_key=True, autoincrement=False)
+    grams: Mapped[int] = mapped_column(BigInteger)
 
 
 def spendable(block: Any) -> Any:

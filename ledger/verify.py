@@ -30,7 +30,7 @@ from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_k
 from .errors import LedgerError
 from .merkle import Frontier, MerkleProofError, leaf_hash, verify_inclusion
 from .records import OriginRetirement
-from .replay import OriginTotals, Replay, Totals
+from .replay import OriginTotals, PoolTotals, Replay, Totals
 from .rules import Coverage, beneficiary_commitment, classify
 
 
@@ -52,6 +52,7 @@ class Summary:
     origin: dict[str, OriginTotals] | None = None
     pending: dict[int, tuple[str, int]] | None = None
     """Retirement seq -> (its date, tonnes still pending at the origin registry)."""
+    pools: dict[str, PoolTotals] | None = None
 
     @property
     def conflicts(self) -> int:
@@ -75,7 +76,19 @@ class Summary:
                 c = o.coverage
                 out.append(f"{project:<12}{c.covered + c.pending + c.conflict:>14,}"
                            f"{c.covered:>12,}{c.pending:>11,}{c.conflict:>11,}{o.frozen:>14,}")
+        if self.pools:
+            out.append("")
+            out.append(f"{'kg pool':<12}{'retired (t)':>14}{'allocated (kg)':>18}"
+                       f"{'free (kg)':>16}{'allocations':>13}")
+            for pool, p in sorted(self.pools.items()):
+                out.append(f"{pool:<12}{p.tonnes:>14,}{kilograms(p.allocated):>18}"
+                           f"{kilograms(p.free):>16}{p.allocations:>13,}")
         return out
+
+
+def kilograms(grams: int) -> str:
+    """Grams as kilograms, exactly: 4970000 -> '4,970.000'."""
+    return f"{grams // 1000:,}.{grams % 1000:03d}"
 
 
 def load_key(value: str) -> str:
@@ -146,7 +159,7 @@ def _verify_export(directory: Path, key: str, origin: str) -> Summary:
     pending = {seq: (str(state.retirements[seq]["date"]), tonnes)
                for seq, tonnes in state.pending_retirements().items()}
     return Summary(state.seq, state.head, checkpoint, state.totals(), state.origin_totals(),
-                   pending)
+                   pending, state.pool_totals())
 
 
 def check_origin(summary: Summary, *, strict: bool, max_pending_days: int | None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
     DateTime,
@@ -70,16 +71,27 @@ class Order(Base):
 
     @property
     def quantity(self) -> int:
+        """Whole tonnes ordered (lines in grams count none)."""
         return sum(line.quantity for line in self.lines)
+
+    @property
+    def grams(self) -> int:
+        """Grams ordered from kilogram pools."""
+        return sum(line.grams or 0 for line in self.lines)
 
 
 order_states.install(Order)
 
 
 class OrderLine(Base):
+    """Whole tonnes of a listing (``quantity``), or grams of its kilogram pool (``grams``, with
+    ``quantity`` 0). ``unit_price_minor`` is always per tonne; a line in grams costs it per
+    gram, rounded half up to the minor unit."""
+
     __tablename__ = "order_lines"
     __table_args__ = (
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("(grams IS NULL AND quantity > 0) OR (grams > 0 AND quantity = 0)",
+                        name="quantity_positive"),
         CheckConstraint("unit_price_minor > 0", name="price_positive"),
     )
 
@@ -88,6 +100,7 @@ class OrderLine(Base):
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_batches.id"))
     quantity: Mapped[int] = mapped_column()
+    grams: Mapped[int | None] = mapped_column(BigInteger)
     unit_price_minor: Mapped[int] = mapped_column()
     amount_minor: Mapped[int] = mapped_column()
 

@@ -1,0 +1,263 @@
+"""Kilogram pools in the ledger, on both databases: pool retirements, batched allocations, the
+replay rules (Σ allocated ≤ 1,000,000 g × tonnes, draws only from pool retirements, whole
+grams), and ``verify`` agreeing with the tables.
+
+The story: 1,000 t of VCS-944 are mirrored here and held by the inventory. Whole tonnes are
+retired into the VCS-944 pool; grams of them are allocated to beneficiaries in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger import audit, canonical, operations
+from ledger.errors import (
+    InsufficientCreditsError,
+    InvalidQuantityError,
+    OverAllocationError,
+    PoolError,
+    RetirementDetailsError,
+)
+from ledger.operations import AllocationRequest
+from ledger.records import GRAMS_PER_TONNE, Allocate, Allocation
+from ledger.replay import Replay, VerificationError, replay_all
+from ledger.schema import Allocation as AllocationRow
+from ledger.schema import Entry, PoolRetirement
+
+from .helpers import PERIOD, World, counts, issue_verra, make_world, tx
+
+
+def ask(grams: int, draws: list[tuple[int, int]], name: str = "Parcel 1") -> AllocationRequest:
+    return AllocationRequest(grams=grams, draws=tuple(draws), beneficiary=name,
+                             purpose="voluntary", country="PE", period_start=PERIOD[0],
+                             period_end=PERIOD[1])
+
+
+def journal(session: Session) -> list[tuple[int, bytes, str]]:
+    return [(seq, bytes(record), digest) for seq, record, digest in
+            session.execute(select(Entry.seq, Entry.record, Entry.hash).order_by(Entry.seq))]
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    w = make_world(session)
+    issue_verra(session, w, quantity=1000)
+    return w
+
+
+def pool(session: Session, world: World, tonnes: int) -> int:
+    with tx(session):
+        return operations.pool_retire(session, account_id=world.inventory,
+                                      project_id=world.project, quantity=tonnes).seq
+
+
+def test_pool_retirement_and_a_batch_of_allocations(session: Session, world: World) -> None:
+    first = pool(session, world, 2)
+    with tx(session):
+        receipt = operations.allocate(session, [
+            ask(2_500, [(first, 2_500)], "Parcel 1"),
+            ask(1_997_000, [(first, 1_997_000)], "Flight LIM-CUZ"),
+        ])
+    assert receipt.kind == "allocate" and receipt.extra == {"allocations": 2,
+                                                            "grams": 1_999_500}
+    row = session.get(AllocationRow, (receipt.seq, 1))
+    assert row is not None and row.grams == 1_997_000 and row.name == "Flight LIM-CUZ"
+    record = canonical.loads(bytes(session.get(Entry, receipt.seq).record))  # type: ignore[union-attr]
+    assert record["kind"] == "allocate"
+    assert "Parcel 1" not in str(record)  # only the salted commitment is in the journal
+    state = replay_all(journal(session))
+    totals = state.pool_totals()["VCS-944"]
+    assert (totals.tonnes, totals.allocated, totals.free, totals.allocations) == \
+        (2, 1_999_500, 500, 2)
+    assert audit.verify(session).totals["VCS-944"].retired == 2
+
+
+def test_over_allocation_is_refused_and_writes_nothing(session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    with tx(session):
+        operations.allocate(session, [ask(600_000, [(first, 600_000)])])
+    before = counts(session)
+    with pytest.raises(OverAllocationError, match=f"seq {first}"):
+        with tx(session):
+            operations.allocate(session, [ask(300_000, [(first, 300_000)]),
+                                          ask(100_001, [(first, 100_001)])])
+    assert counts(session) == before
+    with tx(session):  # exactly what is left is fine
+        operations.allocate(session, [ask(400_000, [(first, 400_000)])])
+    assert replay_all(journal(session)).pool_totals()["VCS-944"].free == 0
+
+
+def test_allocations_draw_only_from_pool_retirements(session: Session, world: World) -> None:
+    with tx(session):
+        retired = operations.retire(session, account_id=world.inventory, quantity=1,
+                                    beneficiary="Someone", purpose="voluntary", country="PE",
+                                    period_start=PERIOD[0], period_end=PERIOD[1]).seq
+    with pytest.raises(PoolError, match=f"seq {retired} is not a pool retirement"):
+        with tx(session):
+            operations.allocate(session, [ask(1_000, [(retired, 1_000)])])
+
+
+@pytest.mark.parametrize("grams, draws, error", [
+    (0, [(1, 0)], InvalidQuantityError),
+    (2.5, [(1, 2.5)], InvalidQuantityError),
+    (True, [(1, True)], InvalidQuantityError),
+    (1_000, [(1, 600)], OverAllocationError),
+    (1_000, [], PoolError),
+    (1_000, [(2, 500), (1, 500)], PoolError),
+])
+def test_bad_allocations_are_refused(session: Session, world: World, grams: object,
+                                     draws: list[tuple[int, object]], error: type) -> None:
+    pool(session, world, 1)
+    before = counts(session)
+    with pytest.raises(error):
+        with tx(session):
+            operations.allocate(session, [ask(grams, draws)])  # type: ignore[arg-type]
+    assert counts(session) == before
+
+
+def test_a_pool_takes_whole_tonnes_it_holds(session: Session, world: World) -> None:
+    with pytest.raises(InsufficientCreditsError):
+        pool(session, world, 1001)
+    with pytest.raises(InvalidQuantityError):
+        pool(session, world, 0)
+    with pytest.raises(RetirementDetailsError):
+        with tx(session):
+            first = operations.pool_retire(session, account_id=world.inventory,
+                                           project_id=world.project, quantity=1).seq
+            operations.allocate(session, [AllocationRequest(
+                grams=5, draws=((first, 5),), beneficiary="x", purpose="nope", country="PE",
+                period_start=PERIOD[0], period_end=PERIOD[1])])
+
+
+def test_an_allocation_spans_two_pool_retirements(session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    second = pool(session, world, 1)
+    with tx(session):
+        operations.allocate(session, [ask(1_500_000, [(first, 1_000_000), (second, 500_000)])])
+    state = replay_all(journal(session))
+    assert state.pools[first].free == 0 and state.pools[second].free == 500_000
+    audit.verify(session)
+
+
+def test_verify_catches_a_tampered_allocation_row(session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    with tx(session):
+        seq = operations.allocate(session, [ask(1_000, [(first, 1_000)])]).seq
+    with tx(session):
+        session.get(AllocationRow, (seq, 0)).grams = 2_000  # type: ignore[union-attr]
+    with pytest.raises(VerificationError, match=f"allocation {seq}.0 differs"):
+        audit.verify(session)
+
+
+def test_verify_catches_a_missing_pool_row(session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    with tx(session):
+        session.delete(session.get(PoolRetirement, first))
+    with pytest.raises(VerificationError, match="pool retirement row"):
+        audit.verify(session)
+
+
+def _record(seq: int, prev: str, kind: str, data: dict) -> tuple[bytes, str]:
+    import hashlib
+
+    record = canonical.dumps({"v": 1, "seq": seq, "kind": kind, "time": "2026-01-01T00:00:00Z",
+                              "prev": prev, "data": data})
+    return record, hashlib.sha256(record).hexdigest()
+
+
+def test_replay_refuses_a_forged_over_allocation(session: Session, world: World) -> None:
+    """A forger re-chains an allocate entry that takes more than its pool retirement holds:
+    replay names the entry."""
+    first = pool(session, world, 1)
+    entries = journal(session)
+    state = Replay()
+    for seq, record, digest in entries:
+        state.apply(seq, record, digest)
+    commitment = "a" * 64
+    allocation = Allocation(grams=GRAMS_PER_TONNE + 1, draws=((first, GRAMS_PER_TONNE + 1),),
+                            beneficiary=commitment, purpose="voluntary", note="", country="PE",
+                            period_start=PERIOD[0], period_end=PERIOD[1])
+    data = Allocate(allocations=(allocation,), date=dt.date(2026, 1, 1)).to_data()
+    record, digest = _record(state.seq + 1, state.head, "allocate", data)
+    with pytest.raises(OverAllocationError, match=f"pool retirement seq {first}"):
+        state.apply(state.seq + 1, record, digest)
+    with pytest.raises(VerificationError, match=f"seq {state.seq + 1}"):
+        replay_all([*entries, (state.seq + 1, record, digest)])
+
+
+def test_replay_refuses_a_pool_of_another_project(session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    entries = journal(session)
+    seq, record, _ = entries[-1]
+    parsed = canonical.loads(record)
+    parsed["data"]["pool"] = "VCS-868"
+    forged, digest = _record(seq, parsed["prev"], "pool", parsed["data"])
+    with pytest.raises(VerificationError, match="not of VCS-868"):
+        replay_all([*entries[:-1], (seq, forged, digest)])
+    assert first == seq
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=st.lists(st.one_of(
+    st.tuples(st.just("pool"), st.integers(1, 3)),
+    st.tuples(st.just("kg"), st.integers(1, 2_500_000)),
+    st.tuples(st.just("retire"), st.integers(1, 5))), min_size=1, max_size=25))
+def test_any_interleaving_never_over_allocates(session: Session, world: World,
+                                               steps: list[tuple[str, int]]) -> None:
+    """Pool refills, allocations (drawn oldest pool retirement first, refused when short) and
+    tonne retirements in any order: the ledger never allocates more than it retired into the
+    pool, replay agrees with the tables, and every refusal leaves nothing behind."""
+    if session.in_transaction():
+        session.rollback()
+    with session.begin_nested():
+        for kind, amount in steps:
+            before = counts(session)
+            try:
+                with session.begin_nested():
+                    if kind == "pool":
+                        operations.pool_retire(session, account_id=world.inventory,
+                                               project_id=world.project, quantity=amount)
+                    elif kind == "retire":
+                        operations.retire(session, account_id=world.inventory, quantity=amount,
+                                          beneficiary="T", purpose="voluntary", country="PE",
+                                          period_start=PERIOD[0], period_end=PERIOD[1])
+                    else:
+                        free = _free(session)
+                        draws, left = [], amount
+                        for seq, grams in free:
+                            take = min(left, grams)
+                            if take:
+                                draws.append((seq, take))
+                                left -= take
+                        if left:  # a naive seller would over-sell: the ledger refuses
+                            draws = draws or [(free[0][0], amount)] if free else []
+                            if not draws:
+                                continue
+                            draws[-1] = (draws[-1][0], draws[-1][1] + left)
+                        operations.allocate(session, [ask(amount, draws)])
+            except (OverAllocationError, InsufficientCreditsError, PoolError):
+                assert counts(session) == before
+        state = replay_all(journal(session))
+        retired = session.scalar(select(func.coalesce(func.sum(PoolRetirement.quantity), 0)))
+        allocated = sum(d.allocated for d in state.pools.values())
+        assert allocated <= int(retired) * GRAMS_PER_TONNE
+        assert all(d.allocated <= d.grams for d in state.pools.values())
+        assert sum(d.quantity for d in state.pools.values()) == retired
+        audit.verify(session)
+        session.rollback()
+
+
+def _free(session: Session) -> list[tuple[int, int]]:
+    """Each pool retirement's free grams, oldest first, from the tables."""
+    from ledger.schema import AllocationDraw
+
+    used = dict(session.execute(select(AllocationDraw.pool_seq, func.sum(AllocationDraw.grams))
+                                .group_by(AllocationDraw.pool_seq)).all())
+    return [(row.seq, row.quantity * GRAMS_PER_TONNE - int(used.get(row.seq) or 0))
+            for row in session.scalars(select(PoolRetirement).order_by(PoolRetirement.seq))]
