@@ -22,6 +22,7 @@ migrate: install
 demo: migrate
 	$(FLASK) ledger keygen --if-missing
 	$(FLASK) demo load
+	$(FLASK) demo kilograms
 
 run: demo
 	@echo "Serving Selva on http://$(HOST):$(PORT) (demo payments: no money moves)"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-SUITES = ["ledger_bench", "web_bench", "proofs_bench", "api_bench", "footprint_bench"]
+SUITES = ["ledger_bench", "web_bench", "proofs_bench", "api_bench", "footprint_bench",
+          "kilograms_bench"]
 
 
 def main(argv: list[str] | None = None) -> int:

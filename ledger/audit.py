@@ -273,9 +273,10 @@ def _compare_pools(session: Session, state: Replay) -> None:
         raise VerificationError(seq, "a pool retirement row is stored for an entry that is no "
                                      "pool retirement")
     draws: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for row in session.scalars(select(AllocationDraw).order_by(
+    for stored_draw in session.scalars(select(AllocationDraw).order_by(
             AllocationDraw.seq, AllocationDraw.idx, AllocationDraw.pool_seq)):
-        draws[(row.seq, row.idx)].append((row.pool_seq, row.grams))
+        draws[(stored_draw.seq, stored_draw.idx)].append((stored_draw.pool_seq,
+                                                          stored_draw.grams))
     seen: set[tuple[int, int]] = set()
     for row in session.scalars(select(AllocationRow)):
         key = (row.seq, row.idx)

@@ -10,6 +10,10 @@ checks that the signed checkpoint covers exactly this journal, and prints the to
 retired, cancelled and in the buffer pool per project. Valid: exit 0. Otherwise exit 1 with
 the first bad seq (or the checkpoint, or the manifest) and the reason. ``KEY`` is a verifier
 key string or a file holding one.
+
+A certificate is a retirement's (whole tonnes) or, with ``"kind": "allocation"``, a kilogram
+allocation's: then the ``allocate`` entry and every ``pool`` entry it draws from are checked
+against the same signed checkpoint, and the serials shown against the pool retirements' blocks.
 """
 
 from __future__ import annotations
@@ -23,15 +27,16 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from . import bundle, canonical
 from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_key
 from .errors import LedgerError
 from .merkle import Frontier, MerkleProofError, leaf_hash, verify_inclusion
-from .records import OriginRetirement
+from .records import Allocate, OriginRetirement, PoolRetire
 from .replay import OriginTotals, PoolTotals, Replay, Totals
 from .rules import Coverage, beneficiary_commitment, classify
+from .serials import NativeSerial, parse_serial
 
 
 class Invalid(Exception):
@@ -277,11 +282,14 @@ def _check_manifest(directory: Path, state: Replay, journal_sha256: str) -> None
 
 
 def verify_certificate(certificate: dict[str, Any], key: str, origin: str | None = None) -> str:
-    """Check that one retirement certificate is in the log the key's checkpoint commits to;
-    the checkpoint must come from ``origin`` (default: the key's name)."""
+    """Check that one retirement certificate (or, with ``"kind": "allocation"``, one kilogram
+    certificate) is in the log the key's checkpoint commits to; the checkpoint must come from
+    ``origin`` (default: the key's name)."""
     wanted = expected_origin(key, origin)
     if not isinstance(certificate, dict) or certificate.get("format") != bundle.CERTIFICATE_FORMAT:
         raise Invalid("certificate", f"not a {bundle.CERTIFICATE_FORMAT} document")
+    if certificate.get("kind") == "allocation":
+        return verify_allocation_certificate(certificate, key, wanted)
     try:
         seq = certificate["seq"]
         record = certificate["record"].encode("utf-8")
@@ -314,7 +322,7 @@ def verify_certificate(certificate: dict[str, Any], key: str, origin: str | None
     if isinstance(beneficiary, dict) and beneficiary.get("name") is not None:
         name, salt = beneficiary.get("name"), beneficiary.get("salt")
         if not isinstance(name, str) or not isinstance(salt, str) or \
-                beneficiary_commitment(salt, name) != data.get("beneficiary"):
+                _commitment(salt, name) != data.get("beneficiary"):
             raise Invalid(f"seq {seq}", "the beneficiary's name does not match the record's "
                                         "commitment")
         who = name
@@ -323,6 +331,207 @@ def verify_certificate(certificate: dict[str, Any], key: str, origin: str | None
                   f"entries ({checkpoint.origin})")
     origin_line = _certificate_origin(certificate, data, checkpoint)
     return first_line if origin_line is None else f"{first_line}\n{origin_line}"
+
+
+def mass(grams: int) -> str:
+    """Grams for people, exactly as the registry writes them: '250 g', '2.5 kg', '4,970 kg'."""
+    if grams < 1_000:
+        return f"{grams:,} g"
+    kg, rest = divmod(grams, 1_000)
+    if rest == 0:
+        return f"{kg:,} kg"
+    return f"{kg:,}.{rest:03d}".rstrip("0") + " kg"
+
+
+def _whole(value: object, low: int) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _entry_proof(item: Any, what: str) -> tuple[int, bytes, str, list[bytes]]:
+    """(seq, record bytes, stated hash, inclusion proof) of an entry a certificate carries."""
+    try:
+        seq = item["seq"]
+        record = item["record"].encode("utf-8")
+        digest = item["hash"]
+        proof = [base64.b64decode(p, validate=True) for p in item["inclusion_proof"]]
+    except (KeyError, AttributeError, TypeError, ValueError):
+        raise Invalid("certificate", f"{what} is missing a field or malformed") from None
+    if not _whole(seq, 1):
+        raise Invalid("certificate", f"{what}'s seq is not a positive whole number")
+    return seq, record, digest, proof
+
+
+def _open_entry(seq: int, record: bytes, digest: object, kind: str, what: str) -> dict[str, Any]:
+    """The parsed record, once its hash and canonical form are checked and it is the ``kind``
+    entry at ``seq``."""
+    if hashlib.sha256(record).hexdigest() != digest:
+        raise Invalid(f"seq {seq}", "the entry hash is not the SHA-256 of the record")
+    try:
+        parsed = canonical.loads(record)
+    except LedgerError as exc:
+        raise Invalid(f"seq {seq}", str(exc)) from None
+    if not isinstance(parsed, dict) or parsed.get("seq") != seq or parsed.get("kind") != kind:
+        raise Invalid(f"seq {seq}", f"the record is not the {what} this certificate names")
+    return parsed
+
+
+def _included(seq: int, record: bytes, proof: list[bytes], checkpoint: Checkpoint,
+              what: str = "") -> None:
+    try:
+        verify_inclusion(seq - 1, checkpoint.size, leaf_hash(record), proof, checkpoint.root)
+    except MerkleProofError as exc:
+        raise Invalid(f"seq {seq}", f"{what}not proven to be in the signed log: {exc}") from None
+
+
+def _claim(where: str, name: str, claimed: object, actual: object) -> None:
+    """A fact the certificate states beside the record must be the record's."""
+    if claimed is not None and claimed != actual:
+        raise Invalid(where, f"the certificate shows {name} {claimed!r}, but the record has "
+                             f"{actual!r}")
+
+
+def verify_allocation_certificate(certificate: dict[str, Any], key: str, origin: str) -> str:
+    """Check a kilogram certificate: its ``allocate`` entry is in the signed log, the allocation
+    is at ``index`` in it, the name (if shown) matches its commitment, and every pool retirement
+    it draws from is a ``pool`` entry in the same signed log whose retired blocks are the
+    serials the certificate shows."""
+    seq, record, digest, proof = _entry_proof(certificate, "the certificate")
+    index = certificate.get("index")
+    try:
+        note = certificate["checkpoint"].encode("utf-8")
+        retirements = certificate["pool_retirements"]
+    except (KeyError, AttributeError, TypeError, ValueError):
+        raise Invalid("certificate", "a field is missing or malformed") from None
+    if not _whole(index, 0):
+        raise Invalid("certificate", "its index is not a whole number")
+    if not isinstance(retirements, list) or not retirements:
+        raise Invalid("certificate", "it carries no pool retirements")
+    parsed = _open_entry(seq, record, digest, "allocate", "allocate entry")
+    try:
+        entry = Allocate.from_data(parsed.get("data"))
+    except LedgerError as exc:
+        raise Invalid(f"seq {seq}", str(exc)) from None
+    try:
+        checkpoint = open_note(note, key, origin=origin)
+    except CheckpointError as exc:
+        raise Invalid("checkpoint", str(exc)) from None
+    _included(seq, record, proof, checkpoint)
+    where = f"allocation {seq}.{index}"
+    if index >= len(entry.allocations):
+        raise Invalid(where, f"there is no such allocation: entry {seq} holds "
+                             f"{len(entry.allocations)}")
+    allocation = entry.allocations[index]
+    _claim(where, "id", certificate.get("id"), f"{seq}.{index}")
+    _claim(where, "grams", certificate.get("grams"), allocation.grams)
+    _claim(where, "mass", certificate.get("mass"), mass(allocation.grams))
+    purpose = certificate.get("purpose")
+    _claim(where, "purpose", purpose.get("code") if isinstance(purpose, dict) else purpose,
+           allocation.purpose)
+    _claim(where, "country", certificate.get("country"), allocation.country)
+    _claim(where, "period", certificate.get("period"),
+           {"start": allocation.period_start.isoformat(),
+            "end": allocation.period_end.isoformat()})
+    _claim(where, "date", certificate.get("date"), entry.date.isoformat())
+
+    who = "a beneficiary whose name was withheld"
+    beneficiary = certificate.get("beneficiary")
+    if isinstance(beneficiary, dict) and beneficiary.get("name") is not None:
+        name, salt = beneficiary.get("name"), beneficiary.get("salt")
+        try:
+            matches = isinstance(name, str) and isinstance(salt, str) and \
+                beneficiary_commitment(salt, name) == allocation.beneficiary
+        except (UnicodeError, ValueError):  # a lone surrogate is no one's name
+            matches = False
+        if not matches:
+            raise Invalid(where, "the beneficiary's name does not match the allocation's "
+                                 "commitment")
+        who = str(name)
+    elif beneficiary is not None and not isinstance(beneficiary, dict):
+        raise Invalid("certificate", "its beneficiary is malformed")
+
+    drawn = dict(allocation.draws)
+    pools: dict[int, tuple[str, list[str]]] = {}
+    for item in retirements:
+        other, pool_record, pool_digest, pool_proof = _entry_proof(item, "a pool retirement")
+        if other in pools:
+            raise Invalid(f"seq {other}", "the certificate carries this pool retirement twice")
+        if other not in drawn:
+            raise Invalid(f"seq {other}", f"allocation {seq}.{index} does not draw from this "
+                                          "pool retirement")
+        pool_parsed = _open_entry(other, pool_record, pool_digest, "pool", "pool retirement")
+        try:
+            pool = PoolRetire.from_data(pool_parsed.get("data"))
+        except LedgerError as exc:
+            raise Invalid(f"seq {other}", str(exc)) from None
+        _included(other, pool_record, pool_proof, checkpoint, "pool retirement ")
+        serials = _pool_serials(other, pool, item.get("blocks"))
+        _claim(f"seq {other}", "serials", item.get("serials"), serials)
+        _claim(f"seq {other}", "quantity", item.get("quantity"), pool.quantity)
+        _claim(f"seq {other}", "pool", item.get("pool"), pool.pool)
+        pools[other] = (pool.pool, serials)
+    for pool_seq, _ in allocation.draws:
+        if pool_seq not in pools:
+            raise Invalid(where, f"it draws from pool retirement seq {pool_seq}, which the "
+                                 "certificate does not carry")
+    claimed_draws = certificate.get("draws")
+    if claimed_draws is not None:
+        try:
+            stated = [(d["seq"], d["grams"], d.get("serials", pools.get(d["seq"], ("", []))[1]))
+                      for d in claimed_draws]
+        except (KeyError, TypeError, AttributeError):
+            raise Invalid("certificate", "its draws are malformed") from None
+        _claim(where, "draws", stated, [(s, g, pools[s][1]) for s, g in allocation.draws])
+    names = sorted({pools[s][0] for s, _ in allocation.draws})
+    _claim(where, "pool", certificate.get("pool"), names[0] if len(names) == 1 else names)
+    sources = "; ".join(
+        f"pool retirement seq {s}: " + ("" if len(allocation.draws) == 1 else f"{mass(g)}, ")
+        + f"serial{'' if len(pools[s][1]) == 1 else 's'} {', '.join(pools[s][1])}"
+        for s, g in allocation.draws)
+    return (f"certificate OK: allocation {seq}.{index}, {mass(allocation.grams)} from pool"
+            f"{'' if len(names) == 1 else 's'} {', '.join(names)} ({sources}) for {who} on "
+            f"{entry.date.isoformat()}, included in the signed log of {checkpoint.size:,} "
+            f"entries ({checkpoint.origin})")
+
+
+def _pool_serials(seq: int, pool: PoolRetire, blocks: object) -> list[str]:
+    """The serial strings the certificate shows for a pool retirement, once each is checked to
+    name exactly one of the retired blocks the record created, and all of them are shown."""
+    created = {(b.batch, b.first, b.last) for b in pool.created if b.state == "retired"}
+    if not isinstance(blocks, list):
+        raise Invalid(f"seq {seq}", "the certificate does not show this pool retirement's "
+                                    "serials")
+    shown: set[tuple[int, int, int]] = set()
+    serials: list[str] = []
+    for block in blocks:
+        try:
+            batch, first, last, text = block["batch"], block["first"], block["last"], \
+                block["serial"]
+            if not (_whole(batch, 1) and _whole(first, 1) and _whole(last, 1)):
+                raise TypeError
+            serial = parse_serial(text)
+        except (KeyError, TypeError, LedgerError):
+            raise Invalid(f"seq {seq}", "a serial shown for this pool retirement is "
+                                        "malformed") from None
+        same_batch = not isinstance(serial, NativeSerial) or serial.batch == batch
+        if (batch, first, last) not in created or (serial.first, serial.last) != (first, last) \
+                or not same_batch or str(serial) != text:
+            raise Invalid(f"seq {seq}", f"serial {text} is not a block this pool retirement "
+                                        "retired")
+        shown.add((batch, first, last))
+        serials.append(text)
+    if shown != created:
+        raise Invalid(f"seq {seq}", "the certificate does not show every serial this pool "
+                                    "retirement retired")
+    return serials
+
+
+def _commitment(salt: str, name: str) -> str | None:
+    """The commitment to a name, or None for text that is not even encodable (a lone
+    surrogate): it then matches no record, and the certificate is refused, never a crash."""
+    try:
+        return beneficiary_commitment(salt, name)
+    except UnicodeEncodeError:
+        return None
 
 
 def _certificate_origin(certificate: dict[str, Any], data: dict[str, Any],

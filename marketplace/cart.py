@@ -26,7 +26,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ledger.errors import LedgerError
 from ledger.rules import MAX_ID, PURPOSES
 
-from . import checkout
+from . import checkout, kilograms
 from .checkout import CartLine, CheckoutDetails, CheckoutError
 from .database import db
 from .formatting import COUNTRY_CHOICES
@@ -51,6 +51,9 @@ def cart_lines() -> list[CartLine]:
     lines = []
     for item in _cart():
         try:
+            if item.get("grams"):
+                lines.append(CartLine(int(item["listing"]), 0, None, int(item["grams"])))
+                continue
             lines.append(CartLine(int(item["listing"]), int(item["quantity"]),
                                   int(item["batch"]) if item.get("batch") else None))
         except (KeyError, TypeError, ValueError):
@@ -71,10 +74,43 @@ def _whole_tonnes(value: str | None) -> int | None:
     return _whole_number(value, checkout.MAX_TONNES_PER_LINE)
 
 
+def _add_grams(listing: int | None, back: str) -> Response:
+    """Add an exact mass, in grams, of a project's kilogram pool to the cart."""
+    grams = _whole_number(request.form.get("grams"), kilograms.MAX_GRAMS_PER_LINE)
+    if listing is None:
+        flash("That project is not on sale.", "error")
+        return redirect(back)
+    if grams is None:
+        flash("Enter a whole number of grams, from 1 g to "
+              f"{kilograms.format_mass(kilograms.MAX_GRAMS_PER_LINE)}.", "error")
+        return redirect(back)
+    with db.session.begin():
+        try:
+            checkout.price_lines(db.session, [CartLine(listing, 0, None, grams)])
+        except CheckoutError as exc:
+            flash(str(exc), "error")
+            return redirect(back)
+    lines = _cart()
+    for item in lines:
+        if item.get("listing") == listing and item.get("grams"):
+            item["grams"] = min(int(item["grams"]) + grams, kilograms.MAX_GRAMS_PER_LINE)
+            break
+    else:
+        if len(lines) >= MAX_LINES:
+            flash("Your cart is full.", "error")
+            return redirect(back)
+        lines.append({"listing": listing, "batch": None, "quantity": 0, "grams": grams})
+    _save(lines)
+    flash(f"Added {kilograms.format_mass(grams)} to your cart.", "success")
+    return redirect(url_for("cart.view"))
+
+
 @bp.post("/cart/add")
 def add() -> Response:
     back = request.referrer or url_for("cart.view")
     listing = _whole_number(request.form.get("listing_id"), MAX_ID)
+    if "grams" in request.form:
+        return _add_grams(listing, back)
     batch = _whole_number(request.form.get("batch_id"), MAX_ID)
     listing_id = str(listing) if listing else ""
     batch_id = str(batch) if batch else ""
@@ -94,7 +130,8 @@ def add() -> Response:
             return redirect(back)
     lines = _cart()
     for item in lines:
-        if item.get("listing") == int(listing_id) and item.get("batch") == (int(batch_id) if batch_id else None):
+        if item.get("listing") == int(listing_id) and not item.get("grams") and \
+                item.get("batch") == (int(batch_id) if batch_id else None):
             item["quantity"] = min(int(item["quantity"]) + quantity, checkout.MAX_TONNES_PER_LINE)
             break
     else:
@@ -117,6 +154,8 @@ def update() -> Response:
         flash("That line is no longer in your cart.", "error")
     elif quantity is None:
         flash("Enter a whole number of tonnes, at least 1.", "error")
+    elif lines[int(index)].get("grams"):
+        flash("A line in kilograms keeps its exact mass: remove it to change it.", "error")
     else:
         lines[int(index)]["quantity"] = quantity
         _save(lines)

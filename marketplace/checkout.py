@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ledger import operations, queries
 from ledger.rules import (
@@ -29,7 +29,7 @@ from ledger.rules import (
 )
 from ledger.schema import Account, Batch, Block, utcnow
 
-from . import events, order_states
+from . import events, kilograms, order_states
 from .accounts import account_of
 from .order_states import transition
 from .models import Listing, Order, OrderLine, Organisation, Reservation, User
@@ -59,6 +59,8 @@ class CartLine:
     listing_id: int
     quantity: int
     batch_id: int | None = None  # None: oldest vintage first
+    grams: int | None = None
+    """Set for a line in grams, from the listing's kilogram pool (``quantity`` is then 0)."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,12 @@ class PricedLine:
     listing: Listing
     batch: Batch | None
     quantity: int
+    grams: int | None = None
 
     @property
     def amount_minor(self) -> int:
+        if self.grams:
+            return kilograms.price_minor(self.listing.price_minor, self.grams)
         return self.listing.price_minor * self.quantity
 
 
@@ -129,15 +134,32 @@ def price_lines(session: Session, lines: Sequence[CartLine]) -> list[PricedLine]
     """Price cart lines from the listings in the database (never from the client)."""
     priced: list[PricedLine] = []
     for line in lines:
-        try:
-            validate_quantity(line.quantity)
-        except Exception:
-            raise CheckoutError("Quantities are whole tonnes, at least 1.") from None
-        if line.quantity > MAX_TONNES_PER_LINE:
-            raise CheckoutError(f"At most {MAX_TONNES_PER_LINE:,} t per line; contact us for more.")
+        if line.grams is not None:
+            try:
+                kilograms.grams_of(line.grams, "g")
+            except kilograms.MassError as exc:
+                raise CheckoutError(str(exc)) from None
+            if line.batch_id is not None:
+                raise CheckoutError("Kilograms come from the project's pool, not from a chosen "
+                                    "vintage.")
+        else:
+            try:
+                validate_quantity(line.quantity)
+            except Exception:
+                raise CheckoutError("Quantities are whole tonnes, at least 1.") from None
+            if line.quantity > MAX_TONNES_PER_LINE:
+                raise CheckoutError(f"At most {MAX_TONNES_PER_LINE:,} t per line; contact us "
+                                    "for more.")
         listing = session.get(Listing, line.listing_id)
         if listing is None or listing.status != "listed":
             raise CheckoutError("A project in your cart is no longer on sale.")
+        if line.grams is not None:
+            least = kilograms.smallest_chargeable(listing.price_minor)
+            if line.grams < least:
+                raise CheckoutError(f"At this price the smallest amount is "
+                                    f"{kilograms.format_mass(least)}.")
+            priced.append(PricedLine(listing, None, 0, line.grams))
+            continue
         batch = None
         if line.batch_id is not None:
             batch = session.get(Batch, line.batch_id)
@@ -197,8 +219,11 @@ def place_order(
     gateway: str,
     organisation: Organisation | None = None,
     ttl: dt.timedelta = RESERVATION_TTL,
+    quote: bool = False,
 ) -> Order:
-    """Create an order and reserve its tonnes, in the caller's transaction.
+    """Create an order and reserve its tonnes (and the grams of its lines in kilograms, from
+    their listings' pools), in the caller's transaction. ``quote``: an API quote, whose action
+    is chosen when it is ordered.
 
     Raises CheckoutError (OutOfStockError when tonnes run short) having reserved nothing.
     """
@@ -211,9 +236,18 @@ def place_order(
     else:
         account_id = account_of(session, user).id
     priced = price_lines(session, lines)
-    lock_listings(session, {p.listing.id for p in priced})
-    for_sale = for_sale_by_batch(session)
-    allocations = [_allocate(session, p, for_sale) for p in priced]
+    if details.action != "retire" and any(p.grams for p in priced) and not quote:
+        raise CheckoutError("Kilograms are retired at once in the beneficiary's name; they "
+                            "cannot be held.")
+    # Locks, always in this order: kilogram pools, then listings (a refill takes its listing's
+    # lock after its pool's), then the chain head.
+    kilograms.lock_pools(session, {p.listing.id for p in priced if p.grams})
+    tonne_listings = {p.listing.id for p in priced if not p.grams}
+    allocations: list[list[tuple[int, int]]] = [[] for _ in priced]
+    if tonne_listings:
+        lock_listings(session, tonne_listings)
+        for_sale = for_sale_by_batch(session)
+        allocations = [[] if p.grams else _allocate(session, p, for_sale) for p in priced]
 
     now = utcnow()
     order = Order(
@@ -227,15 +261,18 @@ def place_order(
         created_at=now,
     )
     session.add(order)
-    for p, allocation in zip(priced, allocations, strict=True):
-        line = OrderLine(listing_id=p.listing.id, batch_id=p.batch.id if p.batch else None,
-                         quantity=p.quantity, unit_price_minor=p.listing.price_minor,
-                         amount_minor=p.amount_minor)
-        order.lines.append(line)
-        session.flush()
+    made = [OrderLine(listing_id=p.listing.id, batch_id=p.batch.id if p.batch else None,
+                      quantity=p.quantity, grams=p.grams,
+                      unit_price_minor=p.listing.price_minor, amount_minor=p.amount_minor)
+            for p in priced]
+    order.lines.extend(made)
+    session.flush()
+    for line, allocation in zip(made, allocations, strict=True):
         for batch_id, quantity in allocation:
             order.reservations.append(Reservation(line_id=line.id, batch_id=batch_id,
                                                   quantity=quantity))
+    kilograms.reserve(session, order, [(line, p.listing, p.grams)
+                                       for line, p in zip(made, priced, strict=True) if p.grams])
     session.flush()
     return order
 
@@ -277,8 +314,11 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
     if order.status in ("fulfilled", "refund_pending", "refunded"):
         return f"already {order.status}: nothing to do"
     # The same locks place_order takes: while they are held no one counts stock, so nobody
-    # can read the inventory before this transfer and the reservations after it.
-    lock_listings(session, {line.listing_id for line in order.lines})
+    # can read the inventory before this transfer and the reservations after it. (Lines in
+    # grams were taken from their pools when the order was placed: nothing to lock for them.)
+    tonne_listings = {line.listing_id for line in order.lines if not line.grams}
+    if tonne_listings:
+        lock_listings(session, tonne_listings)
     if amount_minor != order.total_minor or currency.upper() != order.currency:
         order.failure = (f"paid {amount_minor} {currency.upper()}, expected "
                          f"{order.total_minor} {order.currency}")
@@ -299,6 +339,14 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
             return order.failure
         if order.status in order_states.LAPSED:
             event = "paid_after_lapse"
+    if not kilograms.fulfil(session, order):
+        for reservation in order.reservations:
+            if reservation.state == "active":
+                reservation.state = "released"
+        if order.status != "paid":
+            transition(order, "paid", "paid_unfulfillable")
+        order.failure = "paid after the reservation lapsed and the kilograms were sold: refund due"
+        return order.failure
     inventory = inventory_account(session)
     for reservation in order.reservations:
         if reservation.state != "active":
@@ -325,11 +373,23 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
     for reservation in order.reservations:
         if reservation.retire_seq is not None:
             events.record(session, events.RetirementCreated(reservation.retire_seq))
-    return f"fulfilled: {order.quantity} t {'retired' if order.action == 'retire' else 'held'}"
+    return f"fulfilled: {mass_label(order)} {'retired' if order.action == 'retire' else 'held'}"
+
+
+def mass_label(order: Order) -> str:
+    """What an order buys, for people: '12 t', '4,970 kg', or '3 t and 250 g'."""
+    parts = []
+    if order.quantity:
+        parts.append(f"{order.quantity:,} t")
+    if order.grams:
+        parts.append(kilograms.format_mass(order.grams))
+    return " and ".join(parts) or "nothing"
 
 
 def _reserve_again(session: Session, order: Order) -> bool:
-    lock_listings(session, {line.listing_id for line in order.lines})
+    if not order.reservations:
+        return True
+    lock_listings(session, {line.listing_id for line in order.lines if not line.grams})
     for_sale = for_sale_by_batch(session)
     wanted: dict[int, int] = defaultdict(int)
     for reservation in order.reservations:
@@ -345,6 +405,9 @@ def _release(order: Order, status: str, event: str) -> None:
     for reservation in order.reservations:
         if reservation.state == "active":
             reservation.state = "released"
+    session = object_session(order)
+    if session is not None and order.grams:
+        kilograms.release(session, order)
     transition(order, status, event)
 
 

@@ -535,6 +535,17 @@ def demo_load() -> None:
     _seed_test_mode()
 
 
+@demo_cli.command("kilograms")
+@clear_errors
+def demo_kilograms() -> None:
+    """A demo kilogram pool for Alto Mayo with a few allocations (twice changes nothing)."""
+    session = db.session
+    with session.begin():
+        added = demo.load_kilograms(session)
+    click.echo(f"demo kilogram pool: {added['tonnes']} t retired into it, "
+               f"{added['allocations']} allocations added")
+
+
 def _seed_test_mode() -> None:
     from . import testmode
     from .database import ModeUnavailable
@@ -580,6 +591,83 @@ def users_create(email: str, name: str, role: str, password: str) -> None:
     click.echo(f"user {user.id} {email} ({role}) created")
 
 
+pool_cli = Commands("pool", help="Kilogram pools: what they hold, and sealing allocations.")
+
+
+@pool_cli.command("status")
+@click.option("--test-mode", is_flag=True, help="the test-mode ledger's pools")
+@clear_errors
+def pool_status(test_mode: bool) -> None:
+    """Each listing's kilogram pool: tonnes retired into it, kg allocated, reserved and free."""
+    from . import kilograms
+    from .database import db as database
+    from .models import Listing
+
+    with database.use(modes.TEST if test_mode else modes.LIVE):
+        session = database.session
+        with session.begin():
+            listings = list(session.scalars(select(Listing).order_by(Listing.id)))
+            click.echo(f"{'pool':<12}{'retired (t)':>12}{'allocated':>16}{'reserved':>14}"
+                       f"{'free':>16}")
+            for listing in listings:
+                p = kilograms.pool_summary(session, listing)
+                click.echo(f"{listing.project.ref:<12}{p.tonnes:>12,}"
+                           f"{kilograms.format_mass(p.allocated):>16}"
+                           f"{kilograms.format_mass(p.reserved):>14}"
+                           f"{kilograms.format_mass(p.free):>16}")
+
+
+@pool_cli.command("refill")
+@click.argument("project")
+@click.argument("tonnes", type=click.IntRange(1, 1_000_000))
+@click.option("--test-mode", is_flag=True, help="the test-mode ledger's pool")
+@clear_errors
+def pool_refill(project: str, tonnes: int, test_mode: bool) -> None:
+    """Retire TONNES whole tonnes of PROJECT (an id or a reference like VCS-944) into its
+    kilogram pool now, from the tonnes for sale."""
+    from . import kilograms
+    from .checkout import CheckoutError
+    from .database import db as database
+    from .models import Listing
+
+    with database.use(modes.TEST if test_mode else modes.LIVE):
+        session = database.session
+        with session.begin():
+            found = _project(session, project)
+            listing = session.scalars(select(Listing).where(
+                Listing.project_id == found.id)).one_or_none()
+            if listing is None:
+                raise click.ClickException(f"{found.ref} is not listed: it has no pool")
+            try:
+                retired = kilograms.refill(session, listing, tonnes)
+            except CheckoutError as exc:
+                raise click.ClickException(str(exc)) from None
+    click.echo(f"{retired:,} t retired into the {found.ref} kilogram pool")
+
+
+@pool_cli.command("seal")
+@click.option("--watch", type=float, default=None, metavar="SECONDS",
+              help="keep sealing, looking again every SECONDS")
+@clear_errors
+def pool_seal(watch: float | None) -> None:
+    """Write every kilogram allocation waiting into the ledger now (both modes)."""
+    import time
+
+    from . import kilograms
+    from .database import all_modes
+    from .database import db as database
+
+    while True:
+        for mode in all_modes():
+            with database.use(mode):
+                sealed = kilograms.seal_due(database.session, force=True)
+            if sealed or watch is None:
+                click.echo(f"{mode}: {sealed} allocation(s) sealed")
+        if watch is None:
+            return
+        time.sleep(max(0.1, watch))
+
+
 def register(app: Flask) -> None:
-    for group in (db_cli, ledger_cli, demo_cli, users_cli, origin_cli):
+    for group in (db_cli, ledger_cli, demo_cli, users_cli, origin_cli, pool_cli):
         app.cli.add_command(group)

@@ -35,6 +35,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "POOL_REFILL_BELOW_KG": 1_000,
+        "POOL_REFILL_TONNES": 2,
+        "POOL_SEAL_SECONDS": 1.0,
     }
 
 

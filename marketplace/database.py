@@ -141,7 +141,11 @@ class Database:
         return engine
 
     def dispose_all(self) -> None:
-        """Close every pooled connection of the apps' engines (tests, forked workers)."""
+        """Close every pooled connection of the apps' engines (tests, forked workers), once
+        the kilogram sealer threads using them have stopped."""
+        from .kilograms import stop_sealers
+
+        stop_sealers()
         for engine in list(self.engines):
             engine.dispose()
 

@@ -187,3 +187,45 @@ def _load_origin_story(session: Session, inventory: Account, projects: dict[str,
         set_labels(session, batch_id=batch_id, labels=labels, effective=dt.date(2025, 6, 1),
                    note="Demo labels, for illustration only")
     return 3 + len(result.recorded) + len(DEMO_LABELS)
+
+
+DEMO_PARCELS = [
+    (2_500, "Parcel LIM-20418, Lima to Cusco", "travel", "PE"),
+    (850, "Parcel LIM-20419, Lima to Arequipa", "travel", "PE"),
+    (312_000, "Flight LIM-CUZ-LIM, Ana Quispe", "travel", "PE"),
+    (4_970_000, "Household footprint 2025, the Huamán family", "voluntary", "PE"),
+    (12_400, "Coffee roast batch 77, Tunki Cooperative", "voluntary", "PE"),
+]
+"""(grams, beneficiary, purpose, country): the demo's kilogram allocations."""
+
+
+def load_kilograms(session: Session) -> dict[str, int]:
+    """A demo kilogram pool for Alto Mayo: whole tonnes retired into it and a few allocations
+    (parcels, a flight, a household), sealed into the ledger. Twice changes nothing."""
+    from .checkout import inventory_account
+    from .kilograms import GRAMS_PER_TONNE, lock_pools
+    from .models import Listing
+    from .models.pools import PoolRetirementStock
+
+    listing = session.scalars(select(Listing).join(Project, Project.id == Listing.project_id)
+                              .where(Project.registry_id == "944")).one_or_none()
+    if listing is None:
+        return {"tonnes": 0, "allocations": 0}
+    lock_pools(session, {listing.id})
+    if session.scalar(select(PoolRetirementStock.seq).where(
+            PoolRetirementStock.listing_id == listing.id).limit(1)) is not None:
+        return {"tonnes": 0, "allocations": 0}
+    tonnes = 7
+    pool = operations.pool_retire(session, account_id=inventory_account(session).id,
+                                  project_id=listing.project_id, quantity=tonnes)
+    year = dt.date.today().year
+    requests = [operations.AllocationRequest(
+        grams=grams, draws=((pool.seq, grams),), beneficiary=name, purpose=purpose,
+        country=country, period_start=dt.date(year, 1, 1), period_end=dt.date(year, 12, 31))
+        for grams, name, purpose, country in DEMO_PARCELS]
+    operations.allocate(session, requests)
+    session.add(PoolRetirementStock(seq=pool.seq, listing_id=listing.id,
+                                    grams=tonnes * GRAMS_PER_TONNE,
+                                    taken=sum(r.grams for r in requests)))
+    session.flush()
+    return {"tonnes": tonnes, "allocations": len(requests)}

@@ -165,7 +165,11 @@ def paragraphs(text: str | None) -> list[str]:
 
 def register(app: Flask) -> None:
     """Make the helpers available to every template as filters and globals (idempotent)."""
-    filters = {"money": money, "tonnes": tonnes, "vintage": vintage_label,
+    from .checkout import mass_label
+    from .kilograms import format_mass
+
+    filters = {"money": money, "tonnes": tonnes, "vintage": vintage_label, "mass": format_mass,
+               "order_mass": mass_label,
                "coordinates": coordinates, "osm_url": osm_url, "country_name": country_name,
                "paragraphs": paragraphs, "major": major}
     for name, function in filters.items():

@@ -66,13 +66,33 @@ def _retirements(order: Order) -> list[dict[str, object]]:
     return found
 
 
+def _kilograms(order: Order) -> list[dict[str, object]]:
+    """The order's kilogram allocations once paid, with the pool retirements they draw on."""
+    from . import kilograms
+
+    found = []
+    for allocation in kilograms.allocations_of(db.session, order.id):
+        if allocation.state not in ("allocated", "sealed"):
+            continue
+        draws = []
+        for seq, grams in allocation.draw_pairs:
+            blocks = db.session.scalars(select(Block).where(Block.created_by == seq,
+                                                            Block.state == "retired"))
+            draws.append({"seq": seq, "grams": grams, "serials": [
+                queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in blocks]})
+        found.append({"reference": allocation.reference, "grams": allocation.grams,
+                      "sealed": allocation.state == "sealed", "seq": allocation.seq,
+                      "idx": allocation.idx, "draws": draws})
+    return found
+
+
 @bp.get("/orders/<reference>")
 @login_required
 def detail(reference: str) -> str:
     with db.session.begin():
         order = _order(reference)
         return render_template("orders/detail.html", order=order, retirements=_retirements(order),
-                               purposes=PURPOSES)
+                               kilograms=_kilograms(order), purposes=PURPOSES)
 
 
 @bp.get("/orders/<reference>/success")
@@ -83,7 +103,7 @@ def success(reference: str) -> str:
     with db.session.begin():
         order = _order(reference)
         return render_template("orders/success.html", order=order,
-                               retirements=_retirements(order))
+                               retirements=_retirements(order), kilograms=_kilograms(order))
 
 
 @bp.post("/orders/<reference>/cancel")

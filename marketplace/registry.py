@@ -56,11 +56,14 @@ from ledger.serials import parse_serial
 
 from ledger import origin as ledger_origin
 
-from . import access, certificates, formatting, inputs, modes, signing
+from . import access, certificates, formatting, inputs, kg_certificates, kilograms, modes
+from . import pool_registry, signing
 from . import origin as origin_service
 from .urls import registry_blueprint
 from .database import db
 from .extensions import limiter
+from .models import Listing
+from .models.pools import KgAllocation
 
 bp = Blueprint("registry", __name__)
 
@@ -444,9 +447,11 @@ def entry(seq: int) -> str:
         if found is None:
             abort(404, description=f"There is no ledger entry {seq}.")
         record = bytes(found.record).decode("utf-8")
-        pretty = json.dumps(json.loads(record), indent=2, sort_keys=True, ensure_ascii=False)
+        parsed = json.loads(record)
+        pretty = json.dumps(parsed, indent=2, sort_keys=True, ensure_ascii=False)
+        pool_ref = parsed["data"].get("pool") if found.kind == "pool" else None
         return render_template("registry/entry.html", entry=found, record=record, pretty=pretty,
-                               size=tree.size(session))
+                               size=tree.size(session), pool_ref=pool_ref)
 
 
 # -- certificates ---------------------------------------------------------------------------
@@ -549,6 +554,165 @@ def erase(seq: int) -> WerkzeugResponse:
     else:
         flash("The beneficiary's name was already withheld.", "info")
     return redirect(url_for(f"{registry_blueprint()}.certificate", seq=seq))
+
+
+# -- kilogram pools -------------------------------------------------------------------------
+
+
+@bp.get("/registry/pools")
+def pools() -> str:
+    """Every listing's kilogram pool: tonnes retired into it, kilograms allocated and free."""
+    with db.session.begin():
+        rows = pool_registry.pools(db.session)
+        return render_template("registry/pools.html", pools=rows, mass=kilograms.format_mass)
+
+
+@bp.get("/registry/pools/<ref>")
+def pool(ref: str) -> tuple[str, int]:
+    """One pool: its pool retirements with their serials, and its sealed allocations, newest
+    first, searchable by beneficiary and by allocation id."""
+    session = db.session
+    with session.begin():
+        project = pool_registry.find_project(session, ref)
+        if project is None:
+            abort(404, description=f"There is no kilogram pool {ref[:40]} on this registry.")
+        search = pool_registry.parse_search(request.args)
+        retirements = pool_registry.pool_retirements(session, project.id)
+        results: list[pool_registry.AllocationRow] = []
+        total = 0
+        if not search.errors:
+            results, total = pool_registry.allocations(session, project.id, search)
+        per_page = pool_registry.PER_PAGE
+        html = render_template(
+            "registry/pool.html", project=project, retirements=retirements, search=search,
+            results=results, total=total, pages=max(1, -(-total // per_page)),
+            mass=kilograms.format_mass,
+            tonnes=sum(r.quantity for r in retirements),
+            allocated=sum(r.allocated for r in retirements),
+            free=sum(r.free for r in retirements))
+    return html, 400 if search.errors else 200
+
+
+# -- kilogram certificates ------------------------------------------------------------------
+
+KG_NOT_FOUND = "There is no kilogram certificate with that reference on this registry."
+KG_RETRY_SECONDS = 5
+
+
+def _kg_allocation(reference: str) -> KgAllocation:
+    """The paid-for allocation ``reference`` names (sealed or about to be); 404 otherwise."""
+    found = kg_certificates.find(db.session, reference)
+    if found is None:
+        abort(404, description=KG_NOT_FOUND)
+    return found
+
+
+def _kg_certificate(allocation: KgAllocation) -> dict[str, Any]:
+    try:
+        return kg_certificates.certificate(db.session, allocation)
+    except LookupError:
+        abort(404, description=KG_NOT_FOUND)
+    except CheckpointError:
+        abort(503, description="The registry cannot sign a checkpoint right now; "
+                               "please try again later.")
+
+
+def _kg_pending(allocation: KgAllocation) -> dict[str, Any]:
+    """What the pending page shows: the mass and the project, nothing personal."""
+    listing = db.session.get(Listing, allocation.listing_id)
+    return {**kg_certificates.pending(allocation),
+            "project": listing.project if listing is not None else None}
+
+
+def _kg_display(cert: dict[str, Any]) -> dict[str, Any]:
+    return {"country": formatting.country_name(cert.get("country") or "")}
+
+
+def _pending_page(pending: dict[str, Any], status: int) -> Response:
+    response = Response(render_template("registry/kg_pending.html", pending=pending,
+                                        retry=KG_RETRY_SECONDS), status=status,
+                        mimetype="text/html")
+    response.headers["Retry-After"] = str(KG_RETRY_SECONDS)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/registry/kg/<reference>")
+def kg_certificate(reference: str) -> str | Response:
+    """A kilogram allocation's certificate; while it is being written into the ledger, a page
+    that says so and refreshes itself."""
+    with db.session.begin():
+        allocation = _kg_allocation(reference)
+        if kg_certificates.status(allocation) == kg_certificates.PENDING:
+            return _pending_page(_kg_pending(allocation), 200)
+        cert = _kg_certificate(allocation)
+    return render_template("registry/kg_certificate.html", cert=cert, show=_kg_display(cert))
+
+
+@bp.get("/registry/kg/<reference>.json")
+def kg_certificate_json(reference: str) -> Response:
+    """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` while the
+    allocation is being written into the ledger."""
+    with db.session.begin():
+        allocation = _kg_allocation(reference)
+        if kg_certificates.status(allocation) == kg_certificates.PENDING:
+            response = jsonify(kg_certificates.pending(allocation))
+            response.status_code = 202
+            response.headers["Retry-After"] = str(KG_RETRY_SECONDS)
+            response.headers["Cache-Control"] = "no-cache"
+            return response
+        cert = _kg_certificate(allocation)
+    response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
+                        mimetype="application/json")
+    response.headers["Content-Disposition"] = \
+        f'inline; filename="selva-certificate-{reference}.json"'
+    return response
+
+
+def render_kg_certificate_print(cert: dict[str, Any]) -> str:
+    """The HTML the kilogram certificate's PDF is made from (self-contained)."""
+    page = cert.get("links", {}).get("page") or url_for(
+        f"{registry_blueprint()}.kg_certificate", reference=cert["reference"], _external=True)
+    return render_template("registry/kg_certificate_print.html", cert=cert,
+                           show=_kg_display(cert), page_url=page, qr=qr_data_uri(page))
+
+
+@bp.get("/registry/kg/<reference>.pdf")
+@limiter.limit("30 per minute")
+def kg_certificate_pdf(reference: str) -> Response:
+    with db.session.begin():
+        allocation = _kg_allocation(reference)
+        if kg_certificates.status(allocation) == kg_certificates.PENDING:
+            return _pending_page(_kg_pending(allocation), 202)
+        cert = _kg_certificate(allocation)
+    pdf = pdf_from_html(render_kg_certificate_print(cert))
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = \
+        f'inline; filename="selva-certificate-{reference}.pdf"'
+    return response
+
+
+@bp.post("/registry/kg/<reference>/erase")
+@login_required
+def kg_erase(reference: str) -> WerkzeugResponse:
+    """Erase a kilogram beneficiary's name on their request (operators only), as for a
+    retirement. The ledger keeps the salted commitment and still verifies."""
+    if not access.is_operator(current_user):
+        abort(403, description="Only an operator can withhold a beneficiary's name.")
+    with db.session.begin():
+        allocation = _kg_allocation(reference)
+        seq, index = allocation.seq, allocation.idx
+        if kg_certificates.status(allocation) == kg_certificates.PENDING or \
+                seq is None or index is None:
+            abort(409, description="This allocation is still being written into the ledger. "
+                                   "Try again in a few seconds.")
+        erased = operations.erase_allocation_beneficiary(db.session, seq, index)
+    if erased:
+        flash("The beneficiary's name and salt are erased. The certificate now says the name "
+              "was withheld, and the ledger still verifies.", "success")
+    else:
+        flash("The beneficiary's name was already withheld.", "info")
+    return redirect(url_for(f"{registry_blueprint()}.kg_certificate", reference=reference))
 
 
 # -- the raw ledger, for auditors ----------------------------------------------------------

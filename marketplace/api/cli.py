@@ -132,6 +132,9 @@ def invoice_paid(reference: str) -> None:
             outcome = billing.record_invoice_payment(db.session, reference)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
+    from .. import kilograms
+
+    kilograms.seal_due(db.session)
     click.echo(f"{reference}: {outcome}")
 
 
@@ -160,6 +163,38 @@ def expire() -> None:
     with db.session.begin():
         count = checkout.expire_lapsed(db.session, dt.datetime.now(dt.UTC))
     click.echo(f"{count} lapsed quote(s) and order(s) expired")
+
+
+@api_cli.command("statement")
+@click.option("--org", "org_id", type=int, required=True)
+@click.option("--month", required=True, help="YYYY-MM")
+@clear_errors
+def statement(org_id: int, month: str) -> None:
+    """The kilograms an organisation's API orders billed on account in one month: one line an
+    order, then the total per currency (what the month's invoice charges)."""
+    from ..checkout import mass_label
+    from ..models import Order
+
+    try:
+        dt.date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise click.ClickException(f"the month must be YYYY-MM, not {month!r}") from None
+    with db.session.begin():
+        if db.session.get(Organisation, org_id) is None:
+            raise click.ClickException(f"no organisation {org_id}")
+        orders = list(db.session.scalars(
+            select(Order).where(Order.organisation_id == org_id,
+                                Order.payment_reference == f"account:{month}")
+            .order_by(Order.id)))
+        totals: dict[str, int] = {}
+        for order in orders:
+            click.echo(f"{order.reference}  {order.created_at:%Y-%m-%d}  "
+                       f"{mass_label(order):>14}  {order.total_minor:>10,} {order.currency}")
+            totals[order.currency] = totals.get(order.currency, 0) + order.total_minor
+    for currency, total in sorted(totals.items()):
+        click.echo(f"total {currency}: {total:,} (minor units) for {len(orders)} order(s)")
+    if not orders:
+        click.echo(f"nothing billed on account to organisation {org_id} in {month}")
 
 
 def register(app: Flask) -> None:

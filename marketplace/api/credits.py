@@ -14,11 +14,17 @@ from sqlalchemy.orm import Session
 
 from ledger import canonical, operations, queries
 from ledger.errors import InsufficientCreditsError, LedgerError
+from ledger.records import GRAMS_PER_TONNE
+from ledger.schema import Allocation as AllocationRow
 from ledger.schema import Batch, Beneficiary, Block, Entry, Project
 
 from ledger import origin as ledger_origin
 
-from .. import certificates, events, origin
+from .. import certificates, checkout, events, origin
+from ..checkout import CartLine, CheckoutDetails, CheckoutError
+from ..models import Listing, Order
+from ..models.api import ApiOrder
+from ..models.pools import KgAllocation
 from ..accounts import account_id_of, account_of
 from ..database import db
 from ..errors import status_for
@@ -26,9 +32,11 @@ from . import projects
 from .keys import Caller
 from .pagination import Page, decode, page_of
 from .problems import Problem, invalid_field
-from .trading import certificate_links
+from . import trading
+from .trading import certificate_links, kg_certificate_links
 
 LIVE_RETIREMENT = re.compile(r"ret_([1-9][0-9]{0,15})")
+KG_RETIREMENT = re.compile(r"kg_[0-9a-f]{16}")
 
 
 def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
@@ -44,8 +52,10 @@ def retirement_dict(session: Session, seq: int) -> dict[str, Any]:
         per_batch[block.batch_id] += block.quantity
         refs.setdefault(block.batch.project_id, projects.project_ref(block.batch.project))
     return {
-        "id": f"ret_{seq}", "object": "retirement", "livemode": db.livemode, "seq": seq,
+        "id": f"ret_{seq}", "object": "retirement", "livemode": db.livemode,
+        "status": "recorded", "seq": seq, "index": None, "pool": None,
         "hash": entry.hash, "quantity": int(data["quantity"]),
+        "grams": int(data["quantity"]) * GRAMS_PER_TONNE,
         "beneficiary": person.name if person is not None else None,
         "purpose": str(data.get("purpose", "")), "note": str(data.get("note", "")),
         "country": str(data.get("country", "")),
@@ -68,6 +78,74 @@ def _owned(session: Session, caller: Caller, seq: int) -> bool:
     return account is not None and session.scalar(select(Block.id).where(
         Block.created_by == seq, Block.state == "retired",
         Block.account_id == account).limit(1)) is not None
+
+
+def kg_retirement_dict(session: Session, allocation: KgAllocation) -> dict[str, Any]:
+    """A kilogram retirement (an allocation from a pool) as the API shows it."""
+    order = session.get(Order, allocation.order_id)
+    listing = session.get(Listing, allocation.listing_id)
+    assert order is not None and listing is not None
+    sealed = allocation.state == "sealed"
+    entry = session.get(Entry, allocation.seq) if sealed and allocation.seq else None
+    person = session.get(AllocationRow, (allocation.seq, allocation.idx)) if sealed else None
+    pool: list[dict[str, Any]] = []
+    for seq, grams in allocation.draw_pairs:
+        blocks = certificates.retired_blocks(session, seq)
+        pool.append({"seq": seq, "grams": grams, "serials": [
+            queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in blocks]})
+    status = {"sealed": "recorded", "allocated": "pending"}.get(allocation.state, "failed")
+    return {
+        "id": allocation.reference, "object": "retirement", "livemode": db.livemode,
+        "status": status, "seq": allocation.seq if sealed else None,
+        "index": allocation.idx if sealed else None,
+        "hash": entry.hash if entry is not None else None, "quantity": 0,
+        "grams": allocation.grams, "pool": pool,
+        "beneficiary": (person.name if person is not None else
+                        None if sealed else order.beneficiary),
+        "purpose": order.purpose, "note": order.note, "country": order.country,
+        "period_start": order.period_start, "period_end": order.period_end,
+        "projects": [projects.project_ref(listing.project)], "allocation": [],
+        "serials": [serial for draw in pool for serial in draw["serials"]],
+        "created_at": projects.aware(allocation.allocated_at or allocation.created_at),
+        "certificate": kg_certificate_links(allocation.reference) if status != "failed" else None,
+        "origin": None, "labels": [],
+    }
+
+
+def find_kg_allocation(session: Session, caller: Caller, public_id: str) -> KgAllocation | None:
+    """The caller's organisation's kilogram retirement, paid for (or failed), in this mode."""
+    if not KG_RETIREMENT.fullmatch(public_id):
+        return None
+    return session.scalars(
+        select(KgAllocation).join(Order, Order.id == KgAllocation.order_id)
+        .where(KgAllocation.reference == public_id,
+               Order.organisation_id == caller.organisation.id)).one_or_none()
+
+
+def retire_kilograms(session: Session, caller: Caller, data: Mapping[str, Any]
+                     ) -> tuple[KgAllocation, Order]:
+    """Buy grams of a project's kilogram pool and retire them at once, billed on the
+    organisation's monthly statement: an order placed and fulfilled in this transaction."""
+    listing = projects.listing_for_project(session, int(data["project"]))
+    if listing is None:
+        raise invalid_field("#/project", f"No project {data['project']} is on sale.")
+    details = CheckoutDetails(beneficiary=data["beneficiary"], purpose=data["purpose"],
+                              country=data["country"], period_start=data["period_start"],
+                              period_end=data["period_end"], action="retire",
+                              note=data.get("note", ""))
+    try:
+        order = checkout.place_order(
+            session, user=caller.user, lines=[CartLine(listing.id, 0, None, int(data["grams"]))],
+            details=details, gateway=trading.gateway_name("account"),
+            organisation=caller.organisation)
+    except CheckoutError as exc:
+        raise trading.checkout_problem(exc) from None
+    session.add(ApiOrder(order_id=order.id, api_key_id=caller.key.id, payment_method="account"))
+    session.flush()
+    trading.bill_to_account(session, order)
+    allocation = session.scalars(select(KgAllocation).where(
+        KgAllocation.order_id == order.id)).one()
+    return allocation, order
 
 
 def find_retirement(session: Session, caller: Caller, public_id: str) -> int | None:

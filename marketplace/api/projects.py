@@ -122,8 +122,9 @@ def listing_for_project(session: Session, project_id: int) -> Listing | None:
 
 
 def cart_line(session: Session, project_id: int, quantity: int, batch_id: int | None,
-              pointer: str) -> CartLine:
-    """A cart line for tonnes of a listed project; a 422 naming the field otherwise."""
+              pointer: str, grams: int | None = None) -> CartLine:
+    """A cart line for tonnes (or grams) of a listed project; a 422 naming the field
+    otherwise."""
     listing = listing_for_project(session, project_id)
     if listing is None:
         raise invalid_field(f"{pointer}/project", f"No project {project_id} is on sale.")
@@ -132,7 +133,7 @@ def cart_line(session: Session, project_id: int, quantity: int, batch_id: int | 
         if batch is None or batch.project_id != project_id:
             raise invalid_field(f"{pointer}/batch",
                                 f"Batch {batch_id} is not a vintage of project {project_id}.")
-    return CartLine(listing.id, quantity, batch_id)
+    return CartLine(listing.id, 0 if grams else quantity, batch_id, grams)
 
 
 def out_of_stock(detail: str) -> Problem:
@@ -145,10 +146,21 @@ def quote_line(session: Session, data: Mapping[str, Any],
     matching the filters that has them all for sale (in one vintage if a vintage is asked
     for). ``stock`` gives the tonnes for sale per batch (read only for a choice by filters:
     the reservation itself checks availability under its lock)."""
-    quantity = int(data["quantity"])
+    grams = data.get("grams")
+    quantity = int(data.get("quantity") or 0)
     if "project" in data:
-        return cart_line(session, int(data["project"]), quantity, data.get("batch"), "#")
+        return cart_line(session, int(data["project"]), quantity, data.get("batch"), "#", grams)
     f = filters_from({**(data.get("filters") or {}), "sort": "price_asc"})
+    if grams:
+        from .. import kilograms
+
+        for offer in sorted((o for o in offers(session, stock()) if f.matches(o)),
+                            key=f.sort_key):
+            free = kilograms.free_grams(session, offer.listing.id)
+            if free + offer.for_sale * kilograms.GRAMS_PER_TONNE >= grams:
+                return CartLine(offer.listing.id, 0, None, grams)
+        raise out_of_stock(f"No listed project matching these filters has "
+                           f"{kilograms.format_mass(grams)} for sale.")
     for offer in sorted((o for o in offers(session, stock()) if f.matches(o)), key=f.sort_key):
         if f.vintage is not None:
             year = f.vintage

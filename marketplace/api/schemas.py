@@ -12,12 +12,21 @@ import datetime as dt
 import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from ledger.records import CA_DECLARATIONS, CA_STATUSES, CORSIA_PHASES, MITIGATION_TYPES
 from ledger.rules import COUNTRIES, PURPOSES
 
 from ..checkout import MAX_TONNES_PER_LINE
+from ..kilograms import UNITS, MassError, grams_of
 from ..models.listings import CURRENCIES
 
 MAX_ID = 2**31 - 1
@@ -25,8 +34,8 @@ MAX_SEQ = 2**53 - 1
 MAX_LINES = 20
 SORTS = ("name", "price_asc", "price_desc", "available")
 ACTIONS = ("retire", "hold")
-PAYMENT_METHODS = ("saved", "invoice")
-PAID_BY = ("saved", "invoice", "checkout")
+PAYMENT_METHODS = ("saved", "invoice", "account")
+PAID_BY = ("saved", "invoice", "account", "checkout")
 """How an order is paid: the API's two ways, or the storefront's hosted checkout."""
 ORDER_STATES = ("pending", "awaiting_payment", "paid", "fulfilled", "expired", "failed",
                 "cancelled", "refunded")
@@ -201,14 +210,60 @@ class QuoteFiltersCreateSchema(Base):
 
 
 _quantity = {"validate": validate.Range(min=1, max=MAX_TONNES_PER_LINE),
-             "metadata": {"description": "Whole tonnes of CO2e."}}
+             "metadata": {"description": "Whole tonnes of CO2e (or give mass)."}}
 
 
-class QuoteCreateSchema(Base):
+class MassCreateSchema(Base):
+    """A mass of CO2e: a whole number in grams, kilograms or (whole) tonnes. Tonnes are sold
+    as serials; grams and kilograms come from the project's kilogram pool and are retired at
+    once in the beneficiary's name."""
+
+    amount = WholeNumber(required=True, validate=validate.Range(min=1, max=10**15),
+                         metadata={"description": "A whole number: 2500 with unit g is 2.5 kg."})
+    unit = fields.String(required=True, validate=validate.OneOf(list(UNITS)),
+                         metadata={"description": "g, kg or t."})
+
+    @validates_schema
+    def _whole(self, data: dict[str, Any], **kwargs: Any) -> None:
+        try:
+            grams = grams_of(data.get("amount"), data.get("unit"))
+        except MassError as exc:
+            raise ValidationError(str(exc), "amount") from None
+        if data.get("unit") == "t" and data["amount"] > MAX_TONNES_PER_LINE:
+            raise ValidationError(f"At most {MAX_TONNES_PER_LINE:,} t.", "amount")
+        del grams
+
+
+class _Sized(Base):
+    """``quantity`` (whole tonnes) or ``mass``: exactly one. After loading, a mass in tonnes
+    becomes ``quantity``; one in g or kg becomes ``grams``."""
+
+    def _one_size(self, data: dict[str, Any]) -> None:
+        if ("quantity" in data) == ("mass" in data):
+            raise ValidationError("Give either quantity (whole tonnes) or mass.", "quantity")
+        mass = data.get("mass")
+        if mass and mass["unit"] != "t" and "batch" in data:
+            raise ValidationError("Kilograms come from the project's pool, not from a chosen "
+                                  "vintage: leave batch out.", "batch")
+
+    @post_load
+    def _normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        mass = data.pop("mass", None)
+        if mass is not None:
+            if mass["unit"] == "t":
+                data["quantity"] = mass["amount"]
+            else:
+                data["grams"] = grams_of(mass["amount"], mass["unit"])
+        return data
+
+
+class QuoteCreateSchema(_Sized):
     """Tonnes of one project (optionally one vintage batch of it), or of the cheapest project
-    matching ``filters`` (no project and no filters: any project)."""
+    matching ``filters`` (no project and no filters: any project); or a ``mass`` in g or kg
+    from the project's kilogram pool."""
 
-    quantity = WholeNumber(required=True, **_quantity)
+    quantity = WholeNumber(**_quantity)
+    mass = fields.Nested(MassCreateSchema)
     project = WholeNumber(validate=validate.Range(min=1, max=MAX_ID))
     batch = WholeNumber(validate=validate.Range(min=1, max=MAX_ID),
                         metadata={"description": "A vintage batch of the project."})
@@ -216,6 +271,7 @@ class QuoteCreateSchema(Base):
 
     @validates_schema
     def _choice(self, data: dict[str, Any], **kwargs: Any) -> None:
+        self._one_size(data)
         if "project" in data and "filters" in data:
             raise ValidationError("Give a project or filters, not both.", "filters")
         if "batch" in data and "project" not in data:
@@ -226,11 +282,16 @@ class QuoteCreateSchema(Base):
             raise ValidationError({"max_price": ["Must not be below min_price."]}, "filters")
 
 
-class OrderLineCreateSchema(Base):
+class OrderLineCreateSchema(_Sized):
     project = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_ID))
-    quantity = WholeNumber(required=True, **_quantity)
+    quantity = WholeNumber(**_quantity)
+    mass = fields.Nested(MassCreateSchema)
     batch = WholeNumber(validate=validate.Range(min=1, max=MAX_ID),
                         metadata={"description": "A vintage batch (default: oldest first)."})
+
+    @validates_schema
+    def _size(self, data: dict[str, Any], **kwargs: Any) -> None:
+        self._one_size(data)
 
 
 class _RetirementDetails(Base):
@@ -276,24 +337,42 @@ class OrderCreateSchema(_RetirementDetails):
         load_default="saved", validate=validate.OneOf(PAYMENT_METHODS),
         metadata={"description": "'saved': charge the organisation's saved payment method "
                                  "now; 'invoice': the order waits as awaiting_payment until "
-                                 "the invoice is paid."})
+                                 "the invoice is paid; 'account' (kilograms only): retired "
+                                 "at once and billed on the organisation's monthly statement."})
 
     @validates_schema
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("quote" in data) == ("lines" in data):
             raise ValidationError("Give either a quote or lines.", "quote")
+        if data.get("action") == "hold" and any(
+                line.get("grams") for line in data.get("lines") or []):
+            raise ValidationError("Kilograms are retired at once in the beneficiary's name; "
+                                  "they cannot be held.", "action")
+        if data.get("payment_method") == "account" and "lines" in data and not all(
+                line.get("grams") for line in data["lines"]):
+            raise ValidationError("Billing on the monthly statement is for kilograms: pay for "
+                                  "tonnes with the saved method or an invoice.",
+                                  "payment_method")
         self._details_rules(data, needed=data.get("action") == "retire")
 
 
-class RetirementCreateSchema(_RetirementDetails):
-    """Retire held credits: oldest vintage first, optionally only of one project or batch."""
+class RetirementCreateSchema(_RetirementDetails, _Sized):
+    """Retire held credits (``quantity`` or a ``mass`` in t): oldest vintage first, optionally
+    only of one project or batch. Or retire a ``mass`` in g or kg of a ``project``'s kilogram
+    pool: bought with the organisation's saved payment method and retired at once."""
 
-    quantity = WholeNumber(required=True, **_quantity)
+    quantity = WholeNumber(**_quantity)
+    mass = fields.Nested(MassCreateSchema)
     project = WholeNumber(validate=validate.Range(min=1, max=MAX_ID))
     batch = WholeNumber(validate=validate.Range(min=1, max=MAX_ID))
 
     @validates_schema
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        self._one_size(data)
+        mass = data.get("mass")
+        if mass and mass["unit"] != "t" and "project" not in data:
+            raise ValidationError("Kilograms are bought from a project's pool: give project.",
+                                  "project")
         self._details_rules(data, needed=True)
 
 
@@ -372,7 +451,10 @@ class AllocationSchema(Base):
 class OrderLineSchema(Base):
     project = _out(fields.Nested(ProjectRefSchema))
     batch = _out(fields.Integer(allow_none=True), "The batch asked for (null: oldest first).")
-    quantity = _out(fields.Integer())
+    quantity = _out(fields.Integer(), "Whole tonnes (0 for a line in grams).")
+    grams = _out(fields.Integer(allow_none=True),
+                 "Grams from the project's kilogram pool (null for a line in tonnes). Priced "
+                 "per tonne, rounded half up to the minor unit.")
     unit_price_minor = _out(fields.Integer())
     amount_minor = _out(fields.Integer())
     allocation = _out(fields.List(fields.Nested(AllocationSchema)),
@@ -401,6 +483,7 @@ class RetirementLinksSchema(Base):
 class OrderRetirementSchema(Base):
     id = _out(fields.String())
     quantity = _out(fields.Integer())
+    grams = _out(fields.Integer(allow_none=True), "For kilograms: the grams (quantity is 0).")
     certificate = _out(fields.Nested(RetirementLinksSchema, allow_none=True))
 
 
@@ -414,7 +497,8 @@ class OrderSchema(Base):
                           "'checkout' for an order placed in the shop.")
     currency = _out(fields.String(validate=validate.OneOf(CURRENCIES)))
     total_minor = _out(fields.Integer())
-    quantity = _out(fields.Integer())
+    quantity = _out(fields.Integer(), "Whole tonnes ordered.")
+    grams = _out(fields.Integer(), "Grams ordered from kilogram pools.")
     lines = _out(fields.List(fields.Nested(OrderLineSchema)))
     beneficiary = _out(fields.String(allow_none=True))
     purpose = _out(fields.String(allow_none=True))
@@ -480,13 +564,26 @@ class OriginSchema(Base):
     records = _out(fields.List(fields.Nested(OriginRecordSchema)))
 
 
+class PoolDrawSchema(Base):
+    seq = _out(fields.Integer(), "The pool retirement's ledger entry.")
+    grams = _out(fields.Integer(), "Grams of it allocated here.")
+    serials = _out(fields.List(fields.String()), "The serials retired into the pool by it.")
+
+
 class RetirementSchema(Base):
-    id = _out(fields.String())
+    id = _out(fields.String(), "ret_<seq> for tonnes, kg_<hex> for kilograms.")
     object = _out(fields.String(validate=validate.OneOf(["retirement"])))
     livemode = _out(fields.Boolean())
-    seq = _out(fields.Integer(allow_none=True), "The ledger entry (null in test mode).")
+    status = _out(fields.String(validate=validate.OneOf(["recorded", "pending"])),
+                  "pending: kilograms paid for, being written into the ledger (seconds).")
+    seq = _out(fields.Integer(allow_none=True), "The ledger entry (for kilograms, the allocate "
+                                                "entry holding it; null while pending).")
+    index = _out(fields.Integer(allow_none=True), "For kilograms: its position in that entry.")
     hash = _out(fields.String(allow_none=True))
-    quantity = _out(fields.Integer())
+    quantity = _out(fields.Integer(), "Whole tonnes (0 for kilograms).")
+    grams = _out(fields.Integer(), "The mass retired, in grams (tonnes × 1,000,000).")
+    pool = _out(fields.List(fields.Nested(PoolDrawSchema), allow_none=True),
+                "For kilograms: the pool retirements the grams come from (null for tonnes).")
     beneficiary = _out(fields.String(allow_none=True), "Null once erased on request.")
     purpose = _out(fields.String())
     note = _out(fields.String())

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from ledger.schema import Batch, utcnow
 
-from .. import access, checkout, payments
+from .. import access, checkout, kilograms, payments
 from ..database import db
 from ..order_states import transition
 from ..checkout import CheckoutDetails, CheckoutError, OutOfStockError
@@ -56,7 +56,18 @@ def invoice_ttl() -> dt.timedelta:
 
 
 def gateway_name(payment_method: str) -> str:
-    return "invoice" if payment_method == "invoice" else payments.gateway_name()
+    if payment_method in ("invoice", "account"):
+        return payment_method
+    return payments.gateway_name()
+
+
+def bill_to_account(session: Session, order: Order) -> str:
+    """Kilograms billed on the organisation's monthly statement: the order is paid on account
+    and fulfilled at once, in the caller's transaction (``flask api statement`` lists a
+    month's orders for the invoice). Sub-dollar sales cannot be card charges one by one."""
+    month = utcnow().strftime("%Y-%m")
+    return checkout.fulfil(session, order.reference, amount_minor=order.total_minor,
+                           currency=order.currency, payment_reference=f"account:{month}")
 
 
 def placeholder_details(organisation: Organisation, country: str) -> CheckoutDetails:
@@ -78,7 +89,7 @@ def details_from(data: Mapping[str, Any], organisation: Organisation,
                            note=data.get("note", ""))
 
 
-def _checkout_problem(exc: CheckoutError) -> Problem:
+def checkout_problem(exc: CheckoutError) -> Problem:
     if isinstance(exc, OutOfStockError):
         return projects.out_of_stock(str(exc))
     return Problem(422, "The order cannot be placed", str(exc), slug="order-refused")
@@ -99,7 +110,8 @@ def _lines(session: Session, order: Order) -> list[dict[str, Any]]:
         assert listing is not None
         pairs = [(r.batch_id, r.quantity) for r in order.reservations if r.line_id == line.id]
         lines.append({"project": projects.project_ref(listing.project), "batch": line.batch_id,
-                      "quantity": line.quantity, "unit_price_minor": line.unit_price_minor,
+                      "quantity": line.quantity, "grams": line.grams,
+                      "unit_price_minor": line.unit_price_minor,
                       "amount_minor": line.amount_minor,
                       "allocation": _allocation(session, pairs)})
     return lines
@@ -113,19 +125,31 @@ def certificate_links(seq: int) -> dict[str, str]:
             "pdf": external_url(f"{registry}.certificate_pdf", seq=seq)}
 
 
+def kg_certificate_links(reference: str) -> dict[str, str]:
+    """Where a kilogram retirement's certificate is (this mode's registry)."""
+    registry = registry_blueprint()
+    return {"json": external_url(f"{registry}.kg_certificate_json", reference=reference),
+            "page": external_url(f"{registry}.kg_certificate", reference=reference),
+            "pdf": external_url(f"{registry}.kg_certificate_pdf", reference=reference)}
+
+
 def order_dict(session: Session, order: Order) -> dict[str, Any]:
     api = session.get(ApiOrder, order.id)
     quote = session.scalar(select(ApiQuote.public_id).where(ApiQuote.order_id == order.id))
     retire = order.action == "retire"
-    retirements = [{"id": f"ret_{r.retire_seq}", "quantity": r.quantity,
+    retirements = [{"id": f"ret_{r.retire_seq}", "quantity": r.quantity, "grams": None,
                     "certificate": certificate_links(r.retire_seq)}
                    for r in order.reservations if r.retire_seq is not None]
+    retirements += [{"id": a.reference, "quantity": 0, "grams": a.grams,
+                     "certificate": kg_certificate_links(a.reference)}
+                    for a in kilograms.allocations_of(session, order.id)
+                    if a.state in ("allocated", "sealed")]
     return {
         "id": order.reference, "object": "order", "livemode": db.livemode, "status": order.status,
         "action": order.action,
         "payment_method": api.payment_method if api is not None else "checkout",
         "currency": order.currency, "total_minor": order.total_minor,
-        "quantity": order.quantity, "lines": _lines(session, order),
+        "quantity": order.quantity, "grams": order.grams, "lines": _lines(session, order),
         "beneficiary": order.beneficiary if retire else None,
         "purpose": order.purpose if retire else None,
         "note": order.note if retire else None,
@@ -178,9 +202,10 @@ def create_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> A
         order = checkout.place_order(
             session, user=caller.user, lines=[line],
             details=placeholder_details(caller.organisation, listing.project.country),
-            gateway=gateway_name("saved"), organisation=caller.organisation, ttl=quote_ttl())
+            gateway=gateway_name("saved"), organisation=caller.organisation, ttl=quote_ttl(),
+            quote=True)
     except CheckoutError as exc:
-        raise _checkout_problem(exc) from None
+        raise checkout_problem(exc) from None
     quote = ApiQuote(public_id=new_id("qt"), organisation_id=caller.organisation.id,
                      order_id=order.id, created_at=order.created_at, expires_at=order.expires_at)
     session.add(quote)
@@ -215,11 +240,14 @@ def _from_quote(session: Session, caller: Caller, data: Mapping[str, Any]) -> Or
                       "one.", slug="quote-expired")
     listing = session.get(Listing, order.lines[0].listing_id)
     assert listing is not None
+    if order.grams and data["action"] != "retire":
+        raise invalid_field("#/action", "Kilograms are retired at once in the beneficiary's "
+                                        "name; they cannot be held.")
     details = details_from(data, caller.organisation, listing.project.country)
     try:
         details = details.validated()
     except CheckoutError as exc:
-        raise _checkout_problem(exc) from None
+        raise checkout_problem(exc) from None
     order.action = data["action"]
     order.beneficiary, order.purpose, order.note = details.beneficiary, details.purpose, details.note
     order.country = details.country
@@ -237,8 +265,9 @@ def place_order(session: Session, caller: Caller, data: Mapping[str, Any]) -> Or
     if "quote" in data:
         order = _from_quote(session, caller, data)
     else:
-        lines = [projects.cart_line(session, line["project"], line["quantity"], line.get("batch"),
-                                    f"#/lines/{i}") for i, line in enumerate(data["lines"])]
+        lines = [projects.cart_line(session, line["project"], line.get("quantity", 0),
+                                    line.get("batch"), f"#/lines/{i}", line.get("grams"))
+                 for i, line in enumerate(data["lines"])]
         first = session.get(Listing, lines[0].listing_id)
         assert first is not None
         invoice = data["payment_method"] == "invoice"
@@ -249,9 +278,15 @@ def place_order(session: Session, caller: Caller, data: Mapping[str, Any]) -> Or
                 gateway=gateway_name(data["payment_method"]), organisation=caller.organisation,
                 ttl=invoice_ttl() if invoice else checkout.RESERVATION_TTL)
         except CheckoutError as exc:
-            raise _checkout_problem(exc) from None
+            raise checkout_problem(exc) from None
     if data["payment_method"] == "invoice" and order.status == "pending":
         transition(order, "awaiting_payment", "invoice_issued")
+    if data["payment_method"] == "account":
+        if order.quantity:
+            raise invalid_field("#/payment_method", "Billing on the monthly statement is for "
+                                                    "kilograms: pay for tonnes with the saved "
+                                                    "method or an invoice.")
+        bill_to_account(session, order)
     session.add(ApiOrder(order_id=order.id, api_key_id=caller.key.id,
                          payment_method=data["payment_method"]))
     session.flush()

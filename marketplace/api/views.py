@@ -26,7 +26,7 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from .. import catalogue, idempotency, inputs, modes
+from .. import catalogue, idempotency, inputs, kilograms, modes
 from ..database import db
 from ..extensions import limiter
 from . import billing, credits, projects, public, schemas, trading
@@ -376,6 +376,7 @@ def create_order() -> Response:
         # The payment runs in this same session (the demo gateway's webhook handler, or the
         # Stripe call's own transactions), which refreshes ``order`` as it locks it.
         trading.charge(order)
+    kilograms.seal_due(db.session)
     with db.session.begin():
         return _order_response(trading.order_dict(db.session, order), replayed)
 
@@ -436,6 +437,8 @@ def pay_test_order(order_id: str) -> Response:
         except LookupError:
             raise Problem(409, "Not an invoice order", f"Order {order.reference} is not paid "
                           "by invoice.", slug="not-invoiced") from None
+    kilograms.seal_due(db.session)
+    with db.session.begin():
         return respond(schemas.order_out, trading.order_dict(db.session, order))
 
 
@@ -455,6 +458,9 @@ def list_holdings() -> Response:
 
 
 def _retirement_body(who: Caller, resource_id: str) -> dict[str, Any] | None:
+    allocation = credits.find_kg_allocation(db.session, who, resource_id)
+    if allocation is not None:
+        return credits.kg_retirement_dict(db.session, allocation)
     seq = credits.find_retirement(db.session, who, resource_id)
     return credits.retirement_dict(db.session, seq) if seq is not None else None
 
@@ -474,17 +480,34 @@ def create_retirement() -> Response:
     data, digest = load_body(schemas.retirement_create)
     who = caller()
 
-    def create() -> tuple[str, dict[str, Any]]:
+    def create() -> tuple[str, dict[str, Any] | str]:
+        if data.get("grams"):
+            allocation, _ = credits.retire_kilograms(db.session, who, data)
+            return allocation.reference, allocation.reference
         body = credits.retirement_dict(db.session, credits.retire(db.session, who, data))
         return str(body["id"]), body
 
-    outcome = _run(_idempotent("retirements", key, digest),
-                   replay=lambda resource: _retirement_body(who, resource), create=create)
-    body, replayed = outcome.value, outcome.replayed
+    def replay(resource: str) -> dict[str, Any] | str | None:
+        return resource if credits.KG_RETIREMENT.fullmatch(resource) else \
+            _retirement_body(who, resource)
+
+    outcome = _run(_idempotent("retirements", key, digest), replay=replay, create=create)
+    found, replayed = outcome.value, outcome.replayed
+    body = _settle_kilograms(who, found) if isinstance(found, str) else found
     headers = {"Location": f"{bp.url_prefix}/retirements/{body['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return respond(schemas.retirement_out, body, 200 if replayed else 201, headers)
+
+
+def _settle_kilograms(who: Caller, reference: str) -> dict[str, Any]:
+    """Seal a kilogram retirement into the ledger if its batch is due (else this process's
+    sealer does within seconds); its retirement as it then stands."""
+    kilograms.seal_due(db.session)
+    with db.session.begin():
+        allocation = credits.find_kg_allocation(db.session, who, reference)
+        assert allocation is not None
+        return credits.kg_retirement_dict(db.session, allocation)
 
 
 @route("/retirements", "GET", summary="List retirements", tag="Retirements",

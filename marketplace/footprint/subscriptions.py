@@ -9,10 +9,11 @@ How it works (the design in one place):
 - Money arriving is the only thing that retires credits: each ``invoice.paid`` webhook,
   verified and stored once by event id like every other event, reaches
   ``handle_invoice_paid``. It locks the subscription, refuses an invoice id it has seen, and
-  works out the month in the open: due = carried in + monthly_grams; the whole tonnes of it
-  are bought and retired in the subscriber's name (an order placed and fulfilled at once,
-  through the storefront's own ``place_order`` and ``fulfil``); the rest is carried to the
-  next month. Both numbers are stored on the invoice's row and shown to the subscriber.
+  works out the month in the open: due = carried in + monthly_grams, and exactly that many
+  grams are bought from the project's kilogram pool and retired in the subscriber's name (an
+  order in grams placed and fulfilled at once, through the storefront's own ``place_order``
+  and ``fulfil``). Nothing is left over to carry (months paid before kilograms carried the
+  part short of a whole tonne; the next month retires it).
 - If the project has run out, nothing is retired that month and the whole amount is carried,
   so nothing paid for is lost.
 - Cancelling stops the provider's subscription and ours; invoices already paid stay
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session
 from ledger.schema import utcnow
 
 from .. import checkout
+from ..kilograms import format_mass
 from ..checkout import CartLine, CheckoutDetails, CheckoutError
 from ..models import Listing, User
 from ..models.footprints import OffsetInvoice, OffsetSubscription, SavedFootprint
@@ -69,10 +71,10 @@ def monthly_price_minor(grams: int, price_minor: int) -> int:
 
 
 def split_month(carried_in: int, monthly: int) -> tuple[int, int, int]:
-    """(due grams, whole tonnes to retire, grams carried to next month)."""
+    """(due grams, grams to retire, grams carried to next month): everything due is retired,
+    to the gram."""
     due = carried_in + monthly
-    whole = due // GRAMS_PER_TONNE
-    return due, whole, due - whole * GRAMS_PER_TONNE
+    return due, due, 0
 
 
 # -- starting and stopping -----------------------------------------------------------------------
@@ -236,9 +238,9 @@ def handle_invoice_paid(session: Session, invoice: dict[str, Any]) -> str:
     period_start, period_end = _period(invoice, paid_at)
     month = subscription.months_paid + 1
     carried_in = subscription.carried_grams
-    due, whole, carried_out = split_month(carried_in, subscription.monthly_grams)
+    due, retired, carried_out = split_month(carried_in, subscription.monthly_grams)
     order_id, note = None, ""
-    if whole:
+    if retired:
         user = session.get(User, subscription.user_id)
         assert user is not None
         details = CheckoutDetails(
@@ -250,7 +252,8 @@ def handle_invoice_paid(session: Session, invoice: dict[str, Any]) -> str:
         try:
             with session.begin_nested():
                 order = checkout.place_order(
-                    session, user=user, lines=[CartLine(subscription.listing_id, whole)],
+                    session, user=user,
+                    lines=[CartLine(subscription.listing_id, 0, None, retired)],
                     details=details, gateway=subscription.gateway)
                 outcome = checkout.fulfil(session, order.reference,
                                           amount_minor=order.total_minor, currency=order.currency,
@@ -261,18 +264,19 @@ def handle_invoice_paid(session: Session, invoice: dict[str, Any]) -> str:
         except CheckoutError as exc:
             log.warning("offset subscription %s month %s: nothing retired: %s",
                         subscription.reference, month, exc)
-            note = f"Nothing retired this month ({exc}); the tonnes are carried."[:300]
-            whole, carried_out = 0, due
+            note = f"Nothing retired this month ({exc}); it is carried."[:300]
+            retired, carried_out = 0, due
     session.add(OffsetInvoice(
         id=invoice_id, subscription_id=subscription.id, month=month, amount_minor=amount,
         currency=subscription.currency, paid_at=paid_at, period_start=period_start,
         period_end=period_end, carried_in_grams=carried_in,
-        monthly_grams=subscription.monthly_grams, due_grams=due, retired_tonnes=whole,
-        carried_out_grams=carried_out, order_id=order_id, note=note,
+        monthly_grams=subscription.monthly_grams, due_grams=due, retired_tonnes=0,
+        retired_grams=retired, carried_out_grams=carried_out, order_id=order_id, note=note,
     ))
     subscription.months_paid = month
-    subscription.retired_tonnes += whole
+    subscription.retired_grams += retired
     subscription.carried_grams = carried_out
     session.flush()
-    return (f"offset subscription {subscription.reference}, month {month}: {whole} t retired, "
+    return (f"offset subscription {subscription.reference}, month {month}: "
+            f"{format_mass(retired) if retired else 'nothing'} retired, "
             f"{carried_out:,} g carried to next month")

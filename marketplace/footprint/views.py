@@ -38,6 +38,7 @@ from werkzeug.wrappers import Response
 from ledger.schema import Batch, Block, Project
 
 from .. import catalogue, payments
+from .. import kilograms as pools
 from ..accounts import account_id_of
 from ..database import db
 from ..models import Listing, Order, User
@@ -199,8 +200,12 @@ def result() -> ResponseReturnValue:
         exact = Decimal(footprint.total_grams * 100) / (compare.tonnes * GRAMS_PER_TONNE)
         ratio = int(exact.quantize(Decimal(1), ROUND_HALF_UP))
     needed = footprint.offset_tonnes
+    grams = footprint.total_grams
     projects = [{"choice": c, "cost_minor": c.price_minor * needed,
-                 "enough": c.for_sale >= needed} for c in project_choices()] if needed else []
+                 "enough": c.for_sale >= needed,
+                 "exact_minor": pools.price_minor(c.price_minor, grams),
+                 "exact_enough": c.for_sale * GRAMS_PER_TONNE >= grams}
+                for c in project_choices()] if needed else []
     query = urlencode(params)
     flipped = urlencode(dict(params, rf="without" if parsed.inputs.include_rf else "with"))
     here = f"{url_for('footprint.result')}?{query}"
@@ -309,10 +314,13 @@ def _invoice_rows(session: Session, subscription: OffsetSubscription | None
     rows = []
     for invoice in subscription.invoices:
         seqs: list[int] = []
+        references: list[str] = []
         if invoice.order_id is not None:
             order = session.get(Order, invoice.order_id)
             seqs = [r.retire_seq for r in order.reservations if r.retire_seq] if order else []
-        rows.append({"invoice": invoice, "seqs": seqs})
+            references = [a.reference for a in pools.allocations_of(session, invoice.order_id)
+                          if a.state in ("allocated", "sealed")]
+        rows.append({"invoice": invoice, "seqs": seqs, "references": references})
     return rows
 
 

@@ -78,7 +78,7 @@ class ApiOrder(Base):
     organisation's saved payment method; ``invoice``: an invoice, paid later)."""
 
     __tablename__ = "api_orders"
-    __table_args__ = (CheckConstraint("payment_method IN ('saved', 'invoice')",
+    __table_args__ = (CheckConstraint("payment_method IN ('saved', 'invoice', 'account')",
                                       name="payment_method"),)
 
     order_id: Mapped[int] = mapped_column(BigId, ForeignKey("orders.id", ondelete="CASCADE"),

@@ -98,6 +98,8 @@ class OffsetSubscription(Base):
     provider_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     months_paid: Mapped[int] = mapped_column(default=0)
     retired_tonnes: Mapped[int] = mapped_column(BigInteger, default=0)
+    retired_grams: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    """Everything retired so far, in grams."""
     carried_grams: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     activated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -116,8 +118,8 @@ class OffsetInvoice(Base):
     __table_args__ = (
         UniqueConstraint("subscription_id", "month", name="uq_offset_invoices_month"),
         CheckConstraint("due_grams = carried_in_grams + monthly_grams", name="due"),
-        CheckConstraint("carried_out_grams = due_grams - retired_tonnes * 1000000",
-                        name="carried"),
+        CheckConstraint("carried_out_grams = due_grams - retired_grams", name="carried"),
+        CheckConstraint("retired_grams >= 0", name="retired_grams"),
         CheckConstraint("carried_out_grams >= 0 AND retired_tonnes >= 0", name="not_negative"),
     )
 
@@ -135,6 +137,10 @@ class OffsetInvoice(Base):
     monthly_grams: Mapped[int] = mapped_column(BigInteger)
     due_grams: Mapped[int] = mapped_column(BigInteger)
     retired_tonnes: Mapped[int] = mapped_column(BigInteger)
+    """Whole tonnes retired as serials (months paid before exact kilograms)."""
+    retired_grams: Mapped[int] = mapped_column(BigInteger, default=0,
+                                               server_default=text("0"))
+    """Everything the month retired, in grams (from the project's kilogram pool)."""
     carried_out_grams: Mapped[int] = mapped_column(BigInteger)
     order_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orders.id"))
     note: Mapped[str] = mapped_column(String(300), default="")

@@ -2,9 +2,10 @@
 still has to give, and every kilogram allocation from the moment it is reserved to the moment
 it is written into the ledger (sealed).
 
-All of a pool's rows change only under its listing's row lock (the lock a checkout takes), so
-kilogram sales, tonne sales and refills of one project never race. The database checks that no
-pool retirement gives more grams than it holds.
+All of a pool's rows change only under its pool's row lock (``KgPool``); a refill, which
+retires tonnes, also takes the listing's lock (the lock a checkout takes), always after the
+pool's. So kilogram sales never wait on tonne checkouts, and refills never race them. The
+database checks that no pool retirement gives more grams than it holds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ ALLOCATION_STATES = ("reserved", "allocated", "sealed", "released")
 """reserved: grams held for an order not yet paid; allocated: paid, waiting to be written into
 the ledger; sealed: in an ``allocate`` entry (``seq``, ``idx``); released: the order lapsed or
 failed, its grams go back to the pool."""
+
+
+class KgPool(Base):
+    """One row per listing with a kilogram pool: the lock every change to the pool takes
+    (``SELECT ... FOR UPDATE``), before the listing's own lock when a refill needs tonnes."""
+
+    __tablename__ = "kg_pools"
+
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), primary_key=True,
+                                            autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class PoolRetirementStock(Base):

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ledger.errors import LedgerError
 
-from .. import checkout, modes
+from .. import checkout, kilograms, modes
 from ..database import db
 from ..extensions import csrf
 from ..models import PaymentEvent
@@ -152,7 +152,10 @@ def handle_event(event: Any) -> tuple[str, int]:
         _reject(event, str(exc))
         return f"malformed event: {exc}", 400
     with db.use(metadata.get("mode", modes.LIVE)):  # the order lives in its checkout's mode
-        return _handle(event_id, event_type, obj, metadata, created)
+        outcome, status = _handle(event_id, event_type, obj, metadata, created)
+        if status == 200:
+            kilograms.seal_due(db.session)  # grams it allocated go into the ledger now
+        return outcome, status
 
 
 def _handle(event_id: str, event_type: str, obj: dict[str, Any],

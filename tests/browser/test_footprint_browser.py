@@ -4,7 +4,9 @@
    of driving, sees the breakdown, clicks "offset this", and buys the rounded-up tonnes
    through the demo gateway.
 2. A subscriber saves a footprint, subscribes monthly through the demo gateway, receives two
-   paid invoices, and sees two monthly retirements with the remainder carried.
+   paid invoices, and sees two monthly retirements of exactly a twelfth, to the gram.
+3. A visitor offsets exactly the footprint, in kilograms from the project's pool, and opens
+   the certificate, which shows the pool retirement's serials.
 
 The live server and Chromium come from ``tests/browser/server.py`` (CSRF on, the demo
 payment gateway, a fresh SQLite database with the demo data).
@@ -103,7 +105,8 @@ def test_a_visitor_works_out_a_footprint_and_offsets_it(page: Any, live: LiveSer
 
     # Offset this: 4.47 t rounded up is 5 t, from the project chosen.
     expect(page.locator(".fp-offset-tonnes")).to_have_text("5 t")
-    page.get_by_role("radio", name=re.compile("Alto Mayo Protected Forest")).check()
+    rounded = page.locator("form.fp-offset-form:not(.fp-offset-exact)")
+    rounded.get_by_role("radio", name=re.compile("Alto Mayo Protected Forest")).check()
     page.get_by_role("button", name="Offset this: add 5 t to the cart").click()
     page.wait_for_url(re.compile(r"/cart$"))
     expect(page.get_by_label("Tonnes")).to_have_value("5")
@@ -131,7 +134,7 @@ def test_a_visitor_works_out_a_footprint_and_offsets_it(page: Any, live: LiveSer
 # -- 2. a monthly subscription, two invoices ------------------------------------------------------
 
 
-def test_a_subscriber_offsets_monthly_and_sees_the_remainder_carried(
+def test_a_subscriber_offsets_monthly_to_the_gram(
         page: Any, live: LiveServer) -> None:
     email = "subscriber@example.org"
     add_user(live.app, email, name="Sam Subscriber")
@@ -167,25 +170,76 @@ def test_a_subscriber_offsets_monthly_and_sees_the_remainder_carried(
     page.wait_for_url(re.compile(r"/footprint/account$"))
     months = page.locator("tr.fp-month")
     expect(months).to_have_count(2)
-    # Month 1: due 1.196353 t → 1 t retired, 0.196353 t carried.
-    # Month 2: due 0.196353 + 1.196353 = 1.392706 t → 1 t retired, 0.392706 t carried.
-    expect(months.nth(0).locator(".fp-month-retired")).to_have_text("1 t")
-    expect(months.nth(0).locator(".fp-month-carried")).to_have_text("0.20 t")
-    expect(months.nth(1).locator(".fp-month-retired")).to_have_text("1 t")
-    expect(months.nth(1).locator(".fp-month-carried")).to_have_text("0.39 t")
-    expect(page.locator(".fp-carried")).to_have_text("0.39 t")
-    expect(page.locator(".fp-retired-total")).to_have_text("2 t")
+    # Each month retires exactly what is due, 1,196,353 g, from the kilogram pool.
+    for month in (0, 1):
+        expect(months.nth(month).locator(".fp-month-retired")).to_have_text("1,196.353 kg")
+        expect(months.nth(month).locator(".fp-month-carried")).to_have_text("0 g")
+    expect(page.locator(".fp-carried")).to_have_count(0)
+    expect(page.locator(".fp-retired-total")).to_have_text("2,392.706 kg")
     expect(page.locator("tr.fp-month a", has_text="Certificate")).to_have_count(2)
     with live.session() as session:
         invoices = list(session.scalars(select(OffsetInvoice).order_by(OffsetInvoice.month)))
-        assert [(i.retired_tonnes, i.carried_out_grams) for i in invoices] == [
-            (1, 196_353), (1, 392_706)]
+        assert [(i.retired_grams, i.carried_out_grams) for i in invoices] == [
+            (1_196_353, 0), (1_196_353, 0)]
         user = session.scalars(select(User).where(User.email == email)).one()
         orders = list(session.scalars(select(Order).where(Order.user_id == user.id)))
-        assert sorted((o.status, o.quantity) for o in orders) == [("fulfilled", 1)] * 2
+        assert sorted((o.status, o.grams) for o in orders) == [("fulfilled", 1_196_353)] * 2
 
     # Cancel any time, from the account page.
     page.get_by_role("button", name="Cancel the monthly subscription").click()
     page.wait_for_url(re.compile(r"/footprint/account$"))
     expect(page.locator(".fp-status-cancelled")).to_be_visible()
     expect(page.locator("tr.fp-month")).to_have_count(2)
+
+
+# -- 3. offset exactly, in kilograms ---------------------------------------------------------------
+
+
+def test_a_visitor_offsets_exactly_the_footprint_in_kilograms(page: Any,
+                                                              live: LiveServer) -> None:
+    email = "exact@example.org"
+    add_user(live.app, email, name="Eva Exact")
+    # One economy return flight to Lima and a year of driving: 4,472,792 g.
+    page.goto("/footprint/result?country=GB&f0_from=LHR&f0_to=LIM&f0_cabin=economy"
+              "&car_km=12000&car_fuel=petrol&car_size=medium")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Your footprint: 4.47 t CO2e a year")
+    expect(page.locator("#offset-exactly")).to_have_text("Or offset exactly 4.47 t")
+    exact = page.locator("form.fp-offset-exact")
+    exact.get_by_role("radio", name=re.compile("Alto Mayo Protected Forest")).check()
+    # 4,472,792 g at $18.00 a tonne is $80.51 (8,051.0256 cents, rounded half up).
+    expect(exact).to_contain_text("$80.51 for 4,472.792 kg")
+    exact.get_by_role("button", name="Offset exactly 4,472.792 kg").click()
+    page.wait_for_url(re.compile(r"/cart$"))
+    expect(page.locator("table.cart .kg-mass")).to_have_text("4,472.792 kg")
+    expect(page.locator("table.cart .total")).to_have_text("$80.51")
+
+    page.get_by_role("link", name="Check out").click()
+    page.wait_for_url(re.compile(r"/login"))
+    log_in(page, email)
+    page.wait_for_url(re.compile(r"/checkout$"))
+    page.get_by_role("button", name=re.compile(r"^Continue to payment")).click()
+    page.wait_for_url(re.compile(r"/demo-checkout/cs_demo_[0-9a-f]+$"))
+    page.get_by_role("button", name="Pay (demo)").click()
+    page.wait_for_url(re.compile(r"/orders/SLV-[0-9A-F]+/success$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Thank you: your order is complete")
+    expect(page.locator("main")).to_contain_text("4,472.792 kg have been retired")
+    retired = page.locator(".kg-retirement")
+    expect(retired.locator(".kg-mass")).to_have_text("4,472.792 kg retired")
+    pool_serials = retired.locator(".serial")
+    expect(pool_serials.first).to_be_visible()
+    serial = pool_serials.first.inner_text()
+
+    # The certificate: the allocation, its pool retirement's serials, its own proof.
+    retired.get_by_role("link", name="Certificate").click()
+    page.wait_for_url(re.compile(r"/registry/kg/kg_[0-9a-f]{16}$"))
+    main = page.locator("main")
+    expect(main).to_contain_text("4,472.792 kg")
+    expect(main).to_contain_text("Eva Exact")
+    expect(main).to_contain_text(serial)
+    with live.session() as session:
+        order = session.scalars(select(Order).join(User, User.id == Order.user_id)
+                                .where(User.email == email)).one()
+        assert (order.status, order.grams, order.quantity, order.total_minor) == (
+            "fulfilled", 4_472_792, 0, 8_051)

@@ -5,9 +5,8 @@ and stored once like every other event, and routed to ``handle_invoice_paid`` by
 the footprint package registers with ``payments.webhooks.handles``.
 
 Worked example used throughout: a saved footprint of 18.6 t a year is 1,550,000 g a month.
-Month 1: due 0 + 1.55 t → 1 t retired, 0.55 t carried. Month 2: due 0.55 + 1.55 = 2.10 t →
-2 t retired, 0.10 t carried. At $18.00 a tonne (Alto Mayo) a month costs
-ceil(1.55 × 1,800) = 2,790 cents.
+Each month retires exactly what is due from the project's kilogram pool: 1,550 kg, nothing
+carried. At $18.00 a tonne (Alto Mayo) a month costs ceil(1.55 × 1,800) = 2,790 cents.
 """
 
 from __future__ import annotations
@@ -25,12 +24,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from ledger import audit
-from ledger.schema import Beneficiary
+from ledger.schema import Allocation as AllocationRow
 from marketplace.accounts import account_of
 from marketplace import create_app
 from marketplace.footprint import subscriptions
-from marketplace.footprint.views import retirements
 from marketplace.models import Listing, Order, PaymentEvent, User
+from marketplace.models.pools import KgAllocation
 from marketplace.models.footprints import OffsetInvoice, OffsetSubscription, SavedFootprint
 from marketplace.payments.signature import sign_payload
 
@@ -49,6 +48,15 @@ def site(app: Flask) -> Flask:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def sealed_grams(app: Flask, user_id: int) -> list[int]:
+    """Grams retired for a user, per kilogram allocation written into the ledger."""
+    with transaction(app) as session:
+        return [int(g) for g in session.scalars(
+            select(KgAllocation.grams).join(Order, Order.id == KgAllocation.order_id)
+            .where(Order.user_id == user_id, KgAllocation.state == "sealed")
+            .order_by(KgAllocation.id))]
 
 
 def invoice_event(reference: str | None, *, invoice_id: str | None = None,
@@ -125,13 +133,13 @@ class Subscriber:
     def months(self) -> list[tuple[int, int, int, int, int]]:
         """(month, carried in, due, retired, carried out) per paid invoice."""
         with transaction(self.app) as session:
-            return [(i.month, i.carried_in_grams, i.due_grams, i.retired_tonnes,
+            return [(i.month, i.carried_in_grams, i.due_grams, i.retired_grams,
                      i.carried_out_grams)
                     for i in session.scalars(select(OffsetInvoice).order_by(OffsetInvoice.month))]
 
     def retired(self) -> list[int]:
-        with transaction(self.app) as session:
-            return [r["tonnes"] for r in retirements(session, self.account)]
+        """Grams retired for the subscriber, per allocation written into the ledger."""
+        return sealed_grams(self.app, self.user_id)
 
 
 # -- the arithmetic -------------------------------------------------------------------------------
@@ -143,15 +151,16 @@ def test_a_twelfth_to_the_gram_and_the_price_rounded_up() -> None:
     assert subscriptions.monthly_grams(12_222_221) == 1_018_518   # 1,018,518.4
     assert subscriptions.monthly_price_minor(MONTHLY, 1_800) == PRICE  # 2,790.0 cents
     assert subscriptions.monthly_price_minor(1_018_519, 1_800) == 1_834  # 1,833.33 → up
-    assert subscriptions.split_month(0, MONTHLY) == (1_550_000, 1, 550_000)
-    assert subscriptions.split_month(550_000, MONTHLY) == (2_100_000, 2, 100_000)
-    assert subscriptions.split_month(0, 999_999) == (999_999, 0, 999_999)
+    assert subscriptions.split_month(0, MONTHLY) == (1_550_000, 1_550_000, 0)
+    # grams carried by a month paid before exact kilograms are retired with the next one
+    assert subscriptions.split_month(550_000, MONTHLY) == (2_100_000, 2_100_000, 0)
+    assert subscriptions.split_month(0, 999_999) == (999_999, 999_999, 0)
 
 
 # -- paid invoices --------------------------------------------------------------------------------
 
 
-def test_two_paid_invoices_retire_two_months_with_the_remainder_carried(
+def test_two_paid_invoices_retire_exactly_what_each_month_owes(
         site: Flask, client: FlaskClient) -> None:
     grace = Subscriber(site, client)
     before = grace.subscription()
@@ -160,35 +169,34 @@ def test_two_paid_invoices_retire_two_months_with_the_remainder_carried(
 
     status, outcome = grace.pay(invoice_id="in_month_1")
     assert status == 200, outcome
-    assert outcome == (f"offset subscription {grace.reference}, month 1: 1 t retired, "
-                       "550,000 g carried to next month")
+    assert outcome == (f"offset subscription {grace.reference}, month 1: 1,550 kg retired, "
+                       "0 g carried to next month")
     status, outcome = grace.pay(invoice_id="in_month_2")
     assert status == 200
-    assert outcome.endswith("month 2: 2 t retired, 100,000 g carried to next month")
+    assert outcome.endswith("month 2: 1,550 kg retired, 0 g carried to next month")
 
-    assert grace.months() == [(1, 0, 1_550_000, 1, 550_000), (2, 550_000, 2_100_000, 2, 100_000)]
+    assert grace.months() == [(1, 0, 1_550_000, 1_550_000, 0), (2, 0, 1_550_000, 1_550_000, 0)]
     after = grace.subscription()
     assert (after.status, after.provider_subscription_id) == ("active", "sub_test_123")
-    assert (after.months_paid, after.retired_tonnes, after.carried_grams) == (2, 3, 100_000)
-    assert grace.retired() == [1, 2]
+    assert (after.months_paid, after.retired_grams, after.carried_grams) == (2, 3_100_000, 0)
+    assert grace.retired() == [1_550_000, 1_550_000]
     with transaction(site) as session:
         orders = list(session.scalars(select(Order).order_by(Order.id)))
-        assert [(o.status, o.quantity, o.payment_reference, o.beneficiary) for o in orders] == [
-            ("fulfilled", 1, "in_month_1", "Grace Hopper"),
-            ("fulfilled", 2, "in_month_2", "Grace Hopper")]
+        assert [(o.status, o.grams, o.payment_reference, o.beneficiary) for o in orders] == [
+            ("fulfilled", 1_550_000, "in_month_1", "Grace Hopper"),
+            ("fulfilled", 1_550_000, "in_month_2", "Grace Hopper")]
         assert orders[0].note == f"Monthly offset {grace.reference}, month 1"
-        seqs = [r.retire_seq for o in orders for r in o.reservations]
-        names = session.scalars(select(Beneficiary.name).where(Beneficiary.seq.in_(seqs)))
+        names = session.scalars(select(AllocationRow.name))
         assert set(names) == {"Grace Hopper"}
         audit.verify(session)
 
     # The subscriber sees every month's arithmetic, and a certificate for each retirement.
     grace.login()
     page = client.get("/footprint/account").get_data(as_text=True)
-    assert re.findall(r'fp-month-retired">([^<]+)<', page) == ["1 t", "2 t"]
-    assert re.findall(r'fp-month-carried">([^<]+)<', page) == ["0.55 t", "0.10 t"]
-    assert 'fp-carried">0.10 t<' in page and 'fp-retired-total">3 t<' in page
-    assert len(re.findall(r'href="/registry/certificates/\d+">Certificate', page)) == 2
+    assert re.findall(r'fp-month-retired">([^<]+)<', page) == ["1,550 kg", "1,550 kg"]
+    assert re.findall(r'fp-month-carried">([^<]+)<', page) == ["0 g", "0 g"]
+    assert 'fp-carried"' not in page and 'fp-retired-total">3,100 kg<' in page
+    assert len(re.findall(r'href="/registry/kg/kg_[0-9a-f]{16}">Certificate', page)) == 2
 
 
 def test_a_repeated_invoice_does_nothing(site: Flask, client: FlaskClient) -> None:
@@ -200,8 +208,8 @@ def test_a_repeated_invoice_does_nothing(site: Flask, client: FlaskClient) -> No
     # The same invoice under a new event id: fulfilled once by the invoice's id.
     again = invoice_event(grace.reference, invoice_id="in_once", event_id="evt_twice")
     assert deliver(client, again) == (200, "invoice in_once already fulfilled: nothing to do")
-    assert grace.months() == [(1, 0, 1_550_000, 1, 550_000)]
-    assert grace.retired() == [1]
+    assert grace.months() == [(1, 0, 1_550_000, 1_550_000, 0)]
+    assert grace.retired() == [1_550_000]
     assert grace.subscription().months_paid == 1
     with transaction(site) as session:
         assert session.scalar(select(func.count()).select_from(PaymentEvent)) == 2
@@ -213,8 +221,8 @@ def test_invoices_of_the_older_api_shape_and_by_provider_id(
     assert grace.pay(shape="legacy", provider="sub_legacy")[0] == 200
     # Later invoices found by the provider's subscription id alone (no metadata).
     status, outcome = deliver(client, invoice_event(None, provider="sub_legacy"))
-    assert status == 200 and "month 2: 2 t retired" in outcome
-    assert grace.retired() == [1, 2]
+    assert status == 200 and "month 2: 1,550 kg retired" in outcome
+    assert grace.retired() == [1_550_000, 1_550_000]
 
 
 @pytest.mark.parametrize(("change", "outcome"), [
@@ -250,11 +258,11 @@ def test_a_month_with_too_few_credits_left_carries_everything(
     grace = Subscriber(site, client, annual=30_000_000, listing_id=listing)
     status, outcome = deliver(client, invoice_event(
         grace.reference, amount=grace.subscription().price_minor))
-    assert status == 200 and "month 1: 0 t retired, 2,500,000 g carried" in outcome
+    assert status == 200 and "month 1: nothing retired, 2,500,000 g carried" in outcome
     assert grace.months() == [(1, 0, 2_500_000, 0, 2_500_000)]
     with transaction(site) as session:
         note = session.scalar(select(OffsetInvoice.note))
-        assert note.startswith("Nothing retired this month (Only 1 t")
+        assert note.startswith("Nothing retired this month (Only 1,000 kg")
         assert session.scalar(select(func.count()).select_from(Order)) == 0
 
 
@@ -298,8 +306,8 @@ def test_subscribe_pay_twice_and_cancel_through_the_demo_pages(
     assert client.post(provider_page + "/pay").status_code == 302
     assert client.post(provider_page + "/pay").status_code == 302
     account = client.get("/footprint/account").get_data(as_text=True)
-    assert re.findall(r'fp-month-retired">([^<]+)<', account) == ["1 t", "2 t"]
-    assert re.findall(r'fp-month-carried">([^<]+)<', account) == ["0.55 t", "0.10 t"]
+    assert re.findall(r'fp-month-retired">([^<]+)<', account) == ["1,550 kg", "1,550 kg"]
+    assert re.findall(r'fp-month-carried">([^<]+)<', account) == ["0 g", "0 g"]
     assert "Active" in account
 
     cancelled = client.post("/footprint/subscription/cancel")
@@ -312,8 +320,7 @@ def test_subscribe_pay_twice_and_cancel_through_the_demo_pages(
         subscription = session.scalars(select(OffsetSubscription)).one()
         assert (subscription.status, subscription.months_paid) == ("cancelled", 2)
         assert subscription.cancelled_at is not None
-        account_id = account_of(session, session.get(User, user_id)).id
-        assert [r["tonnes"] for r in retirements(session, account_id)] == [1, 2]
+    assert sealed_grams(site, user_id) == [1_550_000, 1_550_000]
     # Cancelling twice is harmless; subscribing again is possible.
     assert client.post("/footprint/subscription/cancel").status_code == 302
     assert client.post("/footprint/subscribe", data={"listing_id": str(alto)}).status_code == 302
@@ -340,7 +347,7 @@ def test_the_real_webhook_branch_dispatches_invoice_paid(
     monkeypatch.undo()
     grace = Subscriber(site, client)
     status, outcome = grace.pay()
-    assert status == 200 and "month 1: 1 t retired" in outcome
+    assert status == 200 and "month 1: 1,550 kg retired" in outcome
 
 
 # -- the Stripe gateway, against a local fake Stripe ----------------------------------------------
@@ -381,7 +388,8 @@ def stripe_site(fresh_url: str) -> Iterator[tuple[Flask, SubscriptionStripe]]:
         app = create_app({"DATABASE_URL": fresh_url, "SECRET_KEY": "test",
                           "PAYMENT_GATEWAY": "stripe", "STRIPE_SECRET_KEY": API_KEY,
                           "STRIPE_API_BASE": fake.url, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                          "POOL_SEAL_SECONDS": 0})
         load_demo(app)
         yield app, fake
         gateway = app.extensions.get("selva_gateway_stripe")
@@ -432,14 +440,14 @@ def test_stripe_subscription_checkout_invoices_and_cancel(
     for month in (1, 2):
         status, outcome = deliver(client, invoice_event(reference, provider="sub_live",
                                                         invoice_id=f"in_live_{month}"))
-        assert status == 200 and f"month {month}: {month} t retired" in outcome
+        assert status == 200 and f"month {month}: 1,550 kg retired" in outcome
     assert client.post("/footprint/subscription/cancel").status_code == 302
     (cancel,) = fake.calls("DELETE", "/v1/subscriptions/sub_live")
     assert cancel.idempotency_key == f"cancel-{reference}"
     with transaction(app) as session:
         subscription = session.scalars(select(OffsetSubscription)).one()
-        assert (subscription.status, subscription.retired_tonnes,
-                subscription.carried_grams) == ("cancelled", 3, 100_000)
+        assert (subscription.status, subscription.retired_grams,
+                subscription.carried_grams) == ("cancelled", 3_100_000, 0)
 
 
 def test_stripe_cancelling_an_unpaid_subscription_expires_its_checkout(
