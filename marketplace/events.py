@@ -44,7 +44,16 @@ class RetirementCoveredAtOrigin:
     seq: int
 
 
-Event = OrderFulfilled | RetirementCreated | RetirementCoveredAtOrigin
+@dataclass(frozen=True)
+class KilogramsRetired:
+    """Kilogram allocations were written into the ledger (sealed): a ``retirement.created``
+    for each, with its ``kg_...`` id, its allocate entry and position."""
+
+    type: ClassVar[str] = "retirement.created"
+    allocation_ids: tuple[int, ...]
+
+
+Event = OrderFulfilled | RetirementCreated | RetirementCoveredAtOrigin | KilogramsRetired
 TYPES = tuple(kind.type for kind in (OrderFulfilled, RetirementCreated,
                                      RetirementCoveredAtOrigin))
 
@@ -56,5 +65,7 @@ def record(session: Session, event: Event) -> None:
 
     if isinstance(event, OrderFulfilled):
         webhooks.emit_order_event(session, event.order_id, event.type)
+    elif isinstance(event, KilogramsRetired):
+        webhooks.emit_kilogram_events(session, event.allocation_ids, event.type)
     else:
         webhooks.emit_retirement_event(session, event.seq, event.type)

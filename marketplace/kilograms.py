@@ -361,6 +361,9 @@ def seal(session: Session, limit: int = MAX_ALLOCATIONS) -> int:
         allocation.state = "sealed"
         allocation.sealed_at = now
     session.flush()
+    from . import events
+
+    events.record(session, events.KilogramsRetired(tuple(a.id for a in waiting)))
     return len(waiting)
 
 

@@ -359,7 +359,7 @@ class OrderCreateSchema(_RetirementDetails):
 class RetirementCreateSchema(_RetirementDetails, _Sized):
     """Retire held credits (``quantity`` or a ``mass`` in t): oldest vintage first, optionally
     only of one project or batch. Or retire a ``mass`` in g or kg of a ``project``'s kilogram
-    pool: bought with the organisation's saved payment method and retired at once."""
+    pool: bought, retired at once, and billed on the organisation's monthly statement."""
 
     quantity = WholeNumber(**_quantity)
     mass = fields.Nested(MassCreateSchema)

@@ -188,6 +188,31 @@ def emit_retirement_event(session: Session, seq: int, event_type: str) -> None:
              endpoints)
 
 
+def emit_kilogram_events(session: Session, allocation_ids: tuple[int, ...],
+                         event_type: str) -> None:
+    """``event_type`` about each kilogram allocation, to its order's organisation when one of
+    its endpoints wants it (one lookup of endpoints per organisation), in the caller's
+    transaction."""
+    from ..models.pools import KgAllocation
+    from . import credits
+
+    allocations = list(session.scalars(select(KgAllocation).where(
+        KgAllocation.id.in_(allocation_ids)).order_by(KgAllocation.id)))
+    orders = {o.id: o for o in session.scalars(select(Order).where(
+        Order.id.in_({a.order_id for a in allocations})))}
+    wanted: dict[int, list[WebhookEndpoint]] = {}
+    for allocation in allocations:
+        organisation_id = orders[allocation.order_id].organisation_id
+        if organisation_id is None:
+            continue
+        if organisation_id not in wanted:
+            wanted[organisation_id] = active_endpoints(session, organisation_id, db.livemode,
+                                                       event_type)
+        if wanted[organisation_id]:
+            emit(session, organisation_id, event_type, db.livemode,
+                 credits.kg_retirement_dict(session, allocation), wanted[organisation_id])
+
+
 # -- delivery ---------------------------------------------------------------------------------
 
 

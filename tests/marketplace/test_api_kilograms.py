@@ -204,3 +204,24 @@ def test_test_mode_sells_kilograms_on_its_own_ledger(app: Flask, client: FlaskCl
     assert retirement["livemode"] is False and retirement["status"] == "recorded"
     assert "/test/registry/kg/" in retirement["certificate"]["page"]
     assert pool_state(app) == live
+
+
+def test_a_sealed_kilogram_retirement_is_announced_by_webhook(
+        app: Flask, client: FlaskClient, company: Company) -> None:
+    import json
+
+    from marketplace.models.api import WebhookEndpoint, WebhookEvent
+
+    with transaction(app) as session:
+        session.add(WebhookEndpoint(organisation_id=company.org_id, url="http://127.0.0.1:9/x",
+                                    secret="whsec_kg", livemode=True,
+                                    events="retirement.created", created_by=company.user_id))
+    body = retire_kg(client, company, 40)
+    with transaction(app) as session:
+        payloads = [json.loads(e.payload) for e in session.scalars(
+            select(WebhookEvent).where(WebhookEvent.organisation_id == company.org_id))]
+    [event] = [p for p in payloads if p["data"]["object"]["id"] == body["id"]]
+    assert event["type"] == "retirement.created"
+    announced = event["data"]["object"]
+    assert (announced["grams"], announced["seq"], announced["index"], announced["status"]) == (
+        40_000, body["seq"], body["index"], "recorded")
