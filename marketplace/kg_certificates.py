@@ -50,7 +50,8 @@ def find(session: Session, reference: str) -> KgAllocation | None:
     if not REFERENCE.fullmatch(reference):
         return None
     found = session.scalars(select(KgAllocation)
-                            .where(KgAllocation.reference == reference)).one_or_none()
+                            .where(KgAllocation.reference == reference)
+                            .execution_options(populate_existing=True)).one_or_none()
     if found is None or found.state not in ("allocated", "sealed"):
         return None
     if found.state == "sealed" and (found.seq is None or found.idx is None):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger import operations
@@ -44,7 +44,13 @@ from ledger.records import GRAMS_PER_TONNE, MAX_ALLOCATIONS
 from ledger.schema import Batch, PoolRetirement, table_of, utcnow
 
 from .models import Listing, Order, OrderLine
-from .models.pools import KgAllocation, KgPool, PoolRetirementStock, format_draws
+from .models.pools import (
+    KgAllocation,
+    KgPool,
+    PoolRetirementStock,
+    format_draws,
+    parse_draws,
+)
 
 __all__ = ["GRAMS_PER_TONNE", "MassError", "UNITS", "format_mass", "grams_of", "price_minor"]
 
@@ -136,9 +142,15 @@ def lock_pools(session: Session, listing_ids: set[int]) -> None:
     if not listing_ids:
         return
     wanted = sorted(listing_ids)
+    dialect = session.get_bind().dialect.name
+    stmt = select(KgPool.listing_id).where(KgPool.listing_id.in_(wanted)).order_by(
+        KgPool.listing_id)
+    if dialect != "sqlite":
+        stmt = stmt.with_for_update()
+    if set(session.scalars(stmt)) == set(wanted):
+        return
     table = table_of(KgPool)
     rows = [{"listing_id": i, "created_at": utcnow()} for i in wanted]
-    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -147,18 +159,14 @@ def lock_pools(session: Session, listing_ids: set[int]) -> None:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         session.execute(sqlite_insert(table).values(rows).on_conflict_do_nothing())
-    stmt = select(KgPool.listing_id).where(KgPool.listing_id.in_(wanted)).order_by(
-        KgPool.listing_id)
-    if dialect != "sqlite":
-        stmt = stmt.with_for_update()
-    session.execute(stmt).all()
+    session.scalars(stmt).all()  # now every lock row exists: lock them, in order
 
 
 def _give_back_released(session: Session, listing_id: int) -> None:
     """Released allocations' grams go back to their pool retirements (under the lock)."""
     released = list(session.scalars(select(KgAllocation).where(
         KgAllocation.listing_id == listing_id, KgAllocation.state == "released",
-        KgAllocation.returned.is_(False))))
+        KgAllocation.returned.is_(False)).execution_options(populate_existing=True)))
     if not released:
         return
     back: dict[int, int] = defaultdict(int)
@@ -260,26 +268,25 @@ def _take(session: Session, listing: Listing, amounts: Sequence[int]
 
 
 def reserve(session: Session, order: Order,
-            lines: Sequence[tuple[OrderLine, Listing, int | None]]) -> list[KgAllocation]:
+            lines: Sequence[tuple[OrderLine, Listing, int | None]]) -> list[str]:
     """Hold the grams of an order's lines in grams, each from its listing's pool (the caller
-    holds the pools' locks, as ``checkout.place_order`` takes them)."""
+    holds the pools' locks, as ``checkout.place_order`` takes them); their references."""
     by_listing: dict[int, list[tuple[OrderLine, Listing, int]]] = defaultdict(list)
     for line, listing, grams in lines:
         if grams:
             by_listing[listing.id].append((line, listing, grams))
-    made = []
+    rows = []
     now = utcnow()
     for items in by_listing.values():
         draws = _take(session, items[0][1], [grams for _, _, grams in items])
         for (line, listing, grams), drawn in zip(items, draws, strict=True):
-            made.append(KgAllocation(
-                reference=new_reference(), order_id=order.id, line_id=line.id,
-                listing_id=listing.id, grams=grams, draws=format_draws(drawn),
-                state="reserved", returned=False, created_at=now))
-    session.add_all(made)
-    if made:
-        session.flush()
-    return made
+            rows.append({"reference": new_reference(), "order_id": order.id,
+                         "line_id": line.id, "listing_id": listing.id, "grams": grams,
+                         "draws": format_draws(drawn), "state": "reserved", "returned": False,
+                         "created_at": now})
+    if rows:  # one statement for the order's lines (an order may hold many parcels)
+        session.execute(insert(table_of(KgAllocation)), rows)
+    return [str(row["reference"]) for row in rows]
 
 
 def new_reference() -> str:
@@ -288,15 +295,16 @@ def new_reference() -> str:
 
 def allocations_of(session: Session, order_id: int) -> list[KgAllocation]:
     return list(session.scalars(select(KgAllocation).where(KgAllocation.order_id == order_id)
-                                .order_by(KgAllocation.id)))
+                                .order_by(KgAllocation.id)
+                                .execution_options(populate_existing=True)))
 
 
 def release(session: Session, order: Order) -> None:
     """The order lapsed or failed: its reserved grams are released (given back to the pool
-    the next time it is touched under its listing's lock)."""
-    for allocation in allocations_of(session, order.id):
-        if allocation.state == "reserved":
-            allocation.state = "released"
+    the next time it is touched under its pool's lock)."""
+    table = table_of(KgAllocation)
+    session.execute(update(table).where(table.c.order_id == order.id,
+                                        table.c.state == "reserved").values(state="released"))
 
 
 def fulfil(session: Session, order: Order) -> bool:
@@ -307,8 +315,10 @@ def fulfil(session: Session, order: Order) -> bool:
     order's lock; the pool's lock is taken here only when grams must be taken again."""
     from .checkout import CheckoutError
 
-    found = allocations_of(session, order.id)
-    again = [a for a in found if a.state == "released"]
+    again = list(session.scalars(
+        select(KgAllocation).where(KgAllocation.order_id == order.id,
+                                   KgAllocation.state == "released")
+        .order_by(KgAllocation.id).execution_options(populate_existing=True)))
     if again:
         lock_pools(session, {a.listing_id for a in again})
         try:
@@ -322,12 +332,11 @@ def fulfil(session: Session, order: Order) -> bool:
                 allocation.state = "reserved"
         except CheckoutError:
             return False
-    now = utcnow()
-    for allocation in found:
-        if allocation.state == "reserved":
-            allocation.state = "allocated"
-            allocation.allocated_at = now
-    session.flush()
+        session.flush()
+    table = table_of(KgAllocation)
+    session.execute(update(table).where(table.c.order_id == order.id,
+                                        table.c.state == "reserved")
+                    .values(state="allocated", allocated_at=utcnow()))
     return True
 
 
@@ -337,33 +346,31 @@ def fulfil(session: Session, order: Order) -> bool:
 def seal(session: Session, limit: int = MAX_ALLOCATIONS) -> int:
     """Write up to ``limit`` allocated allocations, oldest first, as one ``allocate`` entry, in
     the caller's transaction. Returns how many."""
-    stmt = (select(KgAllocation).where(KgAllocation.state == "allocated")
-            .order_by(KgAllocation.id).limit(limit))
+    table = table_of(KgAllocation)
+    orders = table_of(Order)
+    stmt = (select(table.c.id, table.c.grams, table.c.draws, orders.c.beneficiary,
+                   orders.c.purpose, orders.c.note, orders.c.country, orders.c.period_start,
+                   orders.c.period_end)
+            .join(orders, orders.c.id == table.c.order_id)
+            .where(table.c.state == "allocated").order_by(table.c.id).limit(limit))
     if session.get_bind().dialect.name != "sqlite":
-        stmt = stmt.with_for_update(skip_locked=True)
-    waiting = list(session.scalars(stmt))
+        stmt = stmt.with_for_update(of=table, skip_locked=True)
+    waiting = session.execute(stmt).all()
     if not waiting:
         return 0
-    orders = {o.id: o for o in session.scalars(
-        select(Order).where(Order.id.in_({a.order_id for a in waiting})))}
-    requests = []
-    for allocation in waiting:
-        order = orders[allocation.order_id]
-        requests.append(AllocationRequest(
-            grams=allocation.grams, draws=tuple(allocation.draw_pairs),
-            beneficiary=order.beneficiary, purpose=order.purpose, note=order.note,
-            country=order.country, period_start=order.period_start,
-            period_end=order.period_end))
+    requests = [AllocationRequest(
+        grams=row.grams, draws=tuple(parse_draws(row.draws)), beneficiary=row.beneficiary,
+        purpose=row.purpose, note=row.note, country=row.country,
+        period_start=row.period_start, period_end=row.period_end) for row in waiting]
     receipt = operations.allocate(session, requests)
-    now = utcnow()
-    for index, allocation in enumerate(waiting):
-        allocation.seq, allocation.idx = receipt.seq, index
-        allocation.state = "sealed"
-        allocation.sealed_at = now
-    session.flush()
+    session.execute(
+        update(table).where(table.c.id == bindparam("allocation"))
+        .values(seq=receipt.seq, idx=bindparam("position"), state="sealed",
+                sealed_at=utcnow()),
+        [{"allocation": row.id, "position": index} for index, row in enumerate(waiting)])
     from . import events
 
-    events.record(session, events.KilogramsRetired(tuple(a.id for a in waiting)))
+    events.record(session, events.KilogramsRetired(tuple(row.id for row in waiting)))
     return len(waiting)
 
 
@@ -398,22 +405,20 @@ def seal_seconds() -> float:
 def _due(session: Session) -> bool | None:
     """Whether the allocations waiting make a batch now: a full one, or one whose oldest has
     waited ``seal_seconds()``. None when nothing waits."""
+    from sqlalchemy import func
+
     with session.begin():
-        oldest = session.scalar(select(KgAllocation.allocated_at)
-                                .where(KgAllocation.state == "allocated")
-                                .order_by(KgAllocation.id).limit(1))
-        if oldest is None:
-            return None
-        wait = seal_seconds()
-        if wait == 0:
-            return True
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=dt.UTC)
-        if utcnow() - oldest >= dt.timedelta(seconds=wait):
-            return True
-        full = session.scalar(select(KgAllocation.id).where(KgAllocation.state == "allocated")
-                              .order_by(KgAllocation.id).offset(MAX_ALLOCATIONS - 1).limit(1))
-        return full is not None
+        oldest, waiting = session.execute(
+            select(func.min(KgAllocation.allocated_at), func.count())
+            .where(KgAllocation.state == "allocated")).one()
+    if not waiting:
+        return None
+    wait = seal_seconds()
+    if wait == 0 or waiting >= MAX_ALLOCATIONS or oldest is None:
+        return True
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return bool(utcnow() - oldest >= dt.timedelta(seconds=wait))
 
 
 def seal_due(session: Session, *, force: bool = False) -> int:

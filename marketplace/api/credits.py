@@ -119,7 +119,8 @@ def find_kg_allocation(session: Session, caller: Caller, public_id: str) -> KgAl
     return session.scalars(
         select(KgAllocation).join(Order, Order.id == KgAllocation.order_id)
         .where(KgAllocation.reference == public_id,
-               Order.organisation_id == caller.organisation.id)).one_or_none()
+               Order.organisation_id == caller.organisation.id)
+        .execution_options(populate_existing=True)).one_or_none()
 
 
 def retire_kilograms(session: Session, caller: Caller, data: Mapping[str, Any]
@@ -144,7 +145,7 @@ def retire_kilograms(session: Session, caller: Caller, data: Mapping[str, Any]
     session.flush()
     trading.bill_to_account(session, order)
     allocation = session.scalars(select(KgAllocation).where(
-        KgAllocation.order_id == order.id)).one()
+        KgAllocation.order_id == order.id).execution_options(populate_existing=True)).one()
     return allocation, order
 
 

@@ -122,10 +122,15 @@ def listing_for_project(session: Session, project_id: int) -> Listing | None:
 
 
 def cart_line(session: Session, project_id: int, quantity: int, batch_id: int | None,
-              pointer: str, grams: int | None = None) -> CartLine:
+              pointer: str, grams: int | None = None,
+              listings: dict[int, Listing | None] | None = None) -> CartLine:
     """A cart line for tonnes (or grams) of a listed project; a 422 naming the field
-    otherwise."""
-    listing = listing_for_project(session, project_id)
+    otherwise. ``listings`` remembers the projects' listings across an order's lines."""
+    if listings is None:
+        listings = {}
+    if project_id not in listings:
+        listings[project_id] = listing_for_project(session, project_id)
+    listing = listings[project_id]
     if listing is None:
         raise invalid_field(f"{pointer}/project", f"No project {project_id} is on sale.")
     if batch_id is not None:

@@ -265,8 +265,10 @@ def place_order(session: Session, caller: Caller, data: Mapping[str, Any]) -> Or
     if "quote" in data:
         order = _from_quote(session, caller, data)
     else:
+        listings: dict[int, Listing | None] = {}
         lines = [projects.cart_line(session, line["project"], line.get("quantity", 0),
-                                    line.get("batch"), f"#/lines/{i}", line.get("grams"))
+                                    line.get("batch"), f"#/lines/{i}", line.get("grams"),
+                                    listings)
                  for i, line in enumerate(data["lines"])]
         first = session.get(Listing, lines[0].listing_id)
         assert first is not None

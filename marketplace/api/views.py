@@ -374,9 +374,11 @@ def create_order() -> Response:
     (order, charge), replayed = outcome.value, outcome.replayed
     if charge:
         # The payment runs in this same session (the demo gateway's webhook handler, or the
-        # Stripe call's own transactions), which refreshes ``order`` as it locks it.
+        # Stripe call's own transactions), which refreshes ``order`` as it locks it. The
+        # webhook handler seals the grams it allocated.
         trading.charge(order)
-    kilograms.seal_due(db.session)
+    elif order.grams:
+        kilograms.seal_due(db.session)
     with db.session.begin():
         return _order_response(trading.order_dict(db.session, order), replayed)
 

@@ -197,7 +197,8 @@ def emit_kilogram_events(session: Session, allocation_ids: tuple[int, ...],
     from . import credits
 
     allocations = list(session.scalars(select(KgAllocation).where(
-        KgAllocation.id.in_(allocation_ids)).order_by(KgAllocation.id)))
+        KgAllocation.id.in_(allocation_ids)).order_by(KgAllocation.id)
+        .execution_options(populate_existing=True)))
     orders = {o.id: o for o in session.scalars(select(Order).where(
         Order.id.in_({a.order_id for a in allocations})))}
     wanted: dict[int, list[WebhookEndpoint]] = {}
