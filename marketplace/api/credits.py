@@ -30,7 +30,7 @@ from ..database import db
 from ..errors import status_for
 from . import projects
 from .keys import Caller
-from .pagination import Page, decode, page_of
+from .pagination import Page, decode, encode, page_of
 from .problems import Problem, invalid_field
 from . import trading
 from .trading import certificate_links, kg_certificate_links
@@ -159,16 +159,44 @@ def find_retirement(session: Session, caller: Caller, public_id: str) -> int | N
 
 def list_retirements(session: Session, caller: Caller,
                      query: Mapping[str, Any]) -> Page[dict[str, Any]]:
-    after = decode("retirements", query.get("cursor"), (int,))
+    """Tonne retirements (by ledger entry) and kilogram retirements (by allocation), newest
+    first, merged. The cursor holds a keyset for each: the last entry and the last
+    allocation shown, so nothing is skipped or shown twice whatever is added meanwhile."""
+    after = decode("retirements", query.get("cursor"), (int, int))
+    limit = int(query["limit"])
     account = account_id_of(session, caller.organisation)
     stmt = (select(Block.created_by).where(Block.account_id == account,
                                            Block.state == "retired").distinct())
     if after is not None:
         stmt = stmt.where(Block.created_by < after[0])
-    limit = int(query["limit"])
     seqs = list(session.scalars(stmt.order_by(Block.created_by.desc()).limit(limit + 1)))
-    page = page_of(seqs, limit, "retirements", lambda s: [s])
-    return Page([retirement_dict(session, s) for s in page.items], page.next_cursor)
+    times = dict(session.execute(select(Entry.seq, Entry.created_at)
+                                 .where(Entry.seq.in_(seqs))).all()) if seqs else {}
+    kg_stmt = (select(KgAllocation).join(Order, Order.id == KgAllocation.order_id)
+               .where(Order.organisation_id == caller.organisation.id,
+                      KgAllocation.state.in_(("allocated", "sealed"))))
+    if after is not None:
+        kg_stmt = kg_stmt.where(KgAllocation.id < after[1])
+    kilos = list(session.scalars(kg_stmt.order_by(KgAllocation.id.desc()).limit(limit + 1)
+                                 .execution_options(populate_existing=True)))
+    shown: list[tuple[str, int]] = []
+    i = j = 0
+    while len(shown) < limit and (i < len(seqs) or j < len(kilos)):
+        take_tonnes = j >= len(kilos) or (i < len(seqs) and projects.aware(times[seqs[i]])
+                                          >= projects.aware(kilos[j].allocated_at
+                                                            or kilos[j].created_at))
+        if take_tonnes:
+            shown.append(("t", seqs[i]))
+            i += 1
+        else:
+            shown.append(("kg", j))
+            j += 1
+    more = i < len(seqs) or j < len(kilos)
+    last_seq = seqs[i - 1] if i else (after[0] if after else 2**53)
+    last_kg = kilos[j - 1].id if j else (after[1] if after else 2**53)
+    items = [retirement_dict(session, key) if kind == "t" else
+             kg_retirement_dict(session, kilos[key]) for kind, key in shown]
+    return Page(items, encode("retirements", [last_seq, last_kg]) if more else None)
 
 
 def retire(session: Session, caller: Caller, data: Mapping[str, Any]) -> int:

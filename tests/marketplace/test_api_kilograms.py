@@ -225,3 +225,32 @@ def test_a_sealed_kilogram_retirement_is_announced_by_webhook(
     announced = event["data"]["object"]
     assert (announced["grams"], announced["seq"], announced["index"], announced["status"]) == (
         40_000, body["seq"], body["index"], "recorded")
+
+
+def test_the_list_of_retirements_holds_tonnes_and_kilograms_newest_first(
+        app: Flask, client: FlaskClient, company: Company) -> None:
+    made = []
+    for step in range(5):
+        if step % 2:
+            made.append(retire_kg(client, company, 3 + step)["id"])
+        else:
+            response = client.post("/api/v1/orders", headers=company.headers, json={
+                "lines": [{"project": ALTO_MAYO, "quantity": 1}], **RETIRE})
+            assert response.status_code == 201, response.get_data(as_text=True)
+            [retirement] = response.get_json()["retirements"]
+            made.append(retirement["id"])
+    seen, cursor = [], None
+    while True:
+        url = "/api/v1/retirements?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=company.headers).get_json()
+        assert len(page["data"]) <= 2
+        seen += [item["id"] for item in page["data"]]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert seen == list(reversed(made))
+    kinds = {item_id[:3] for item_id in seen}
+    assert kinds == {"ret", "kg_"}
+    old = client.get("/api/v1/retirements?cursor=eyJsIjoicmV0aXJlbWVudHMiLCJrIjpbNV19",
+                     headers=company.headers)
+    assert_problem(old, 422)
