@@ -30,6 +30,7 @@ from .schema import (
     MerkleNode,
     OriginRecord,
     PoolRetirement,
+    Project,
     table_of,
 )
 
@@ -262,10 +263,14 @@ def _compare_pools(session: Session, state: Replay) -> None:
     """The pool and allocation tables hold exactly the journal's ``pool`` and ``allocate``
     entries: every pool retirement, every allocation with its draws, and each beneficiary's
     name matching its commitment (unless erased)."""
-    stored = {row.seq: (row.pool, row.quantity)
-              for row in session.scalars(select(PoolRetirement))}
+    stored = {row.seq: (row.pool, row.quantity, row.account_id,
+                        f"{row.registry_name}-{row.registry_id}")
+              for row in session.execute(
+                  select(PoolRetirement.seq, PoolRetirement.pool, PoolRetirement.quantity,
+                         PoolRetirement.account_id, Project.registry_name, Project.registry_id)
+                  .join(Project, Project.id == PoolRetirement.project_id))}
     for seq, draw in state.pools.items():
-        if stored.pop(seq, None) != (draw.pool, draw.quantity):
+        if stored.pop(seq, None) != (draw.pool, draw.quantity, draw.account, draw.pool):
             raise VerificationError(seq, "the pool retirement row differs from its entry or is "
                                          "missing")
     if stored:
@@ -277,6 +282,11 @@ def _compare_pools(session: Session, state: Replay) -> None:
             AllocationDraw.seq, AllocationDraw.idx, AllocationDraw.pool_seq)):
         draws[(stored_draw.seq, stored_draw.idx)].append((stored_draw.pool_seq,
                                                           stored_draw.grams))
+    strays = sorted(set(draws) - set(state.allocations))
+    if strays:
+        raise VerificationError(strays[0][0], f"a draw is stored for allocation "
+                                              f"{strays[0][0]}.{strays[0][1]}, which the "
+                                              "journal does not hold")
     seen: set[tuple[int, int]] = set()
     for row in session.scalars(select(AllocationRow)):
         key = (row.seq, row.idx)

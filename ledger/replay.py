@@ -130,6 +130,7 @@ class PoolDraw:
     pool: str
     quantity: int
     allocated: int = 0
+    account: int = 0
 
     @property
     def grams(self) -> int:
@@ -379,7 +380,7 @@ class Replay:
                 raise PoolError(f"block {block_id} is not of {record.pool}: a pool holds its own "
                                 "project's tonnes only")
         self._spend(seq, record, holder, holder, "retired")
-        self.pools[seq] = PoolDraw(record.pool, record.quantity)
+        self.pools[seq] = PoolDraw(record.pool, record.quantity, account=holder)
         self.retirements[seq] = data
 
     def _allocate(self, seq: int, data: dict[str, Any]) -> None:

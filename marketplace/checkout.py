@@ -168,6 +168,9 @@ def price_lines(session: Session, lines: Sequence[CartLine]) -> list[PricedLine]
         priced.append(PricedLine(listing, batch, line.quantity))
     if not priced:
         raise CheckoutError("Your cart is empty.")
+    if sum(p.grams or 0 for p in priced) > kilograms.MAX_GRAMS_PER_LINE:
+        raise CheckoutError(f"At most {kilograms.format_mass(kilograms.MAX_GRAMS_PER_LINE)} "
+                            "can be bought in kilograms in one order; buy whole tonnes for more.")
     if len({p.listing.currency for p in priced}) > 1:
         raise CheckoutError("Your cart mixes currencies: check out one currency at a time.")
     return priced
@@ -241,11 +244,14 @@ def place_order(
                             "cannot be held.")
     # Locks, always in this order: kilogram pools, then listings (a refill takes its listing's
     # lock after its pool's), then the chain head.
-    kilograms.lock_pools(session, {p.listing.id for p in priced if p.grams})
+    gram_listings = {p.listing.id for p in priced if p.grams}
+    kilograms.lock_pools(session, gram_listings)
     tonne_listings = {p.listing.id for p in priced if not p.grams}
     allocations: list[list[tuple[int, int]]] = [[] for _ in priced]
     if tonne_listings:
-        lock_listings(session, tonne_listings)
+        # All the order's listings, in id order: a refill for a line in grams then takes a
+        # lock already held, never one out of order.
+        lock_listings(session, tonne_listings | gram_listings)
         for_sale = for_sale_by_batch(session)
         allocations = [[] if p.grams else _allocate(session, p, for_sale) for p in priced]
 
@@ -316,6 +322,11 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
     # The same locks place_order takes: while they are held no one counts stock, so nobody
     # can read the inventory before this transfer and the reservations after it. (Lines in
     # grams were taken from their pools when the order was placed: nothing to lock for them.)
+    if order.grams and (order.status in order_states.LAPSED or order.status == "paid"
+                        or _lapsed(order, utcnow())):
+        # Grams released by the lapse may have to be taken again: the pools' locks come
+        # before any listing's.
+        kilograms.lock_pools(session, {line.listing_id for line in order.lines if line.grams})
     tonne_listings = {line.listing_id for line in order.lines if not line.grams}
     if tonne_listings:
         lock_listings(session, tonne_listings)
@@ -405,10 +416,11 @@ def _release(order: Order, status: str, event: str) -> None:
     for reservation in order.reservations:
         if reservation.state == "active":
             reservation.state = "released"
+    transition(order, status, event)
     session = object_session(order)
     if session is not None and order.grams:
+        session.flush()  # the order's row first, as fulfil locks it before its allocations
         kilograms.release(session, order)
-    transition(order, status, event)
 
 
 RELEASE_EVENTS = {"expired": "checkout_expired", "failed": "payment_failed"}

@@ -57,8 +57,11 @@ __all__ = ["GRAMS_PER_TONNE", "MassError", "UNITS", "format_mass", "grams_of", "
 UNITS = {"g": 1, "kg": 1_000, "t": GRAMS_PER_TONNE}
 """The units a mass may be given in, and their grams."""
 
-MAX_GRAMS_PER_LINE = 1_000 * GRAMS_PER_TONNE
-"""At most 1,000 t in grams on one line: past that, buy whole tonnes."""
+MAX_GRAMS_PER_LINE = 10 * GRAMS_PER_TONNE
+"""At most 10 t in grams on one line, and on one order: past that, buy whole tonnes. A pool
+refill for an order is a retirement, which stays even if the order is never paid (its grams
+go back to the pool and are sold to the next buyers), so an unpaid order may move at most
+this much, plus one refill, from the tonnes for sale into the pool."""
 
 DEFAULT_REFILL_BELOW_KG = 1_000
 DEFAULT_REFILL_TONNES = 2
@@ -277,7 +280,7 @@ def reserve(session: Session, order: Order,
             by_listing[listing.id].append((line, listing, grams))
     rows = []
     now = utcnow()
-    for items in by_listing.values():
+    for _, items in sorted(by_listing.items()):  # refills lock listings in id order
         draws = _take(session, items[0][1], [grams for _, _, grams in items])
         for (line, listing, grams), drawn in zip(items, draws, strict=True):
             rows.append({"reference": new_reference(), "order_id": order.id,
@@ -311,28 +314,34 @@ def fulfil(session: Session, order: Order) -> bool:
     """The order is paid: its grams are allocated, waiting to be sealed into the ledger.
 
     An allocation released meanwhile is taken again if the pool (with a refill) still has the
-    grams; False if not (the order is then paid with a refund due). The caller holds the
-    order's lock; the pool's lock is taken here only when grams must be taken again."""
+    grams; False if not (the order is then paid with a refund due), and then nothing changed.
+    The caller holds the order's lock and, when the order lapsed, its pools' locks
+    (``checkout.fulfil`` takes them before any listing's, as everywhere)."""
     from .checkout import CheckoutError
 
-    again = list(session.scalars(
-        select(KgAllocation).where(KgAllocation.order_id == order.id,
-                                   KgAllocation.state == "released")
-        .order_by(KgAllocation.id).execution_options(populate_existing=True)))
-    if again:
-        lock_pools(session, {a.listing_id for a in again})
+    released = select(KgAllocation.listing_id).where(KgAllocation.order_id == order.id,
+                                                     KgAllocation.state == "released")
+    listings = set(session.scalars(released))
+    if listings:
+        lock_pools(session, listings)
+        # Read them again under the pools' locks: a sale holding one may just have given
+        # their grams back to the pool (``returned``).
+        again = list(session.scalars(
+            select(KgAllocation).where(KgAllocation.order_id == order.id,
+                                       KgAllocation.state == "released")
+            .order_by(KgAllocation.id).execution_options(populate_existing=True)))
         try:
-            for allocation in again:
-                if allocation.returned:
-                    listing = session.get(Listing, allocation.listing_id)
-                    assert listing is not None
-                    [drawn] = _take(session, listing, [allocation.grams])
-                    allocation.draws = format_draws(drawn)
-                    allocation.returned = False
-                allocation.state = "reserved"
+            with session.begin_nested():  # all of them, or none
+                for allocation in again:
+                    if allocation.returned:
+                        listing = session.get(Listing, allocation.listing_id)
+                        assert listing is not None
+                        [drawn] = _take(session, listing, [allocation.grams])
+                        allocation.draws = format_draws(drawn)
+                        allocation.returned = False
+                    allocation.state = "reserved"
         except CheckoutError:
             return False
-        session.flush()
     table = table_of(KgAllocation)
     session.execute(update(table).where(table.c.order_id == order.id,
                                         table.c.state == "reserved")
@@ -355,7 +364,7 @@ def seal(session: Session, limit: int = MAX_ALLOCATIONS) -> int:
             .where(table.c.state == "allocated").order_by(table.c.id).limit(limit))
     if session.get_bind().dialect.name != "sqlite":
         stmt = stmt.with_for_update(of=table, skip_locked=True)
-    waiting = session.execute(stmt).all()
+    waiting = _sealable(session, session.execute(stmt).all())
     if not waiting:
         return 0
     requests = [AllocationRequest(
@@ -372,6 +381,41 @@ def seal(session: Session, limit: int = MAX_ALLOCATIONS) -> int:
 
     events.record(session, events.KilogramsRetired(tuple(row.id for row in waiting)))
     return len(waiting)
+
+
+def _sealable(session: Session, rows: Sequence[Any]) -> list[Any]:
+    """The allocations of ``rows`` the ledger will take, oldest first: one whose draws would
+    give more than a pool retirement holds (which the pool's lock makes impossible, unless a
+    table was changed by hand) is left waiting and named in the log, so that it never holds
+    up everyone else's."""
+    import logging
+
+    from sqlalchemy import func
+
+    from ledger.schema import AllocationDraw
+
+    seqs = sorted({seq for row in rows for seq, _ in parse_draws(row.draws)})
+    if not seqs:
+        return []
+    capacity = {seq: int(quantity) * GRAMS_PER_TONNE for seq, quantity in session.execute(
+        select(PoolRetirement.seq, PoolRetirement.quantity)
+        .where(PoolRetirement.seq.in_(seqs))).all()}
+    used = {seq: int(total or 0) for seq, total in session.execute(
+        select(AllocationDraw.pool_seq, func.sum(AllocationDraw.grams))
+        .where(AllocationDraw.pool_seq.in_(seqs)).group_by(AllocationDraw.pool_seq)).all()}
+    taken: list[Any] = []
+    for row in rows:
+        draws = parse_draws(row.draws)
+        if all(seq in capacity and used.get(seq, 0) + grams <= capacity[seq]
+               for seq, grams in draws):
+            for seq, grams in draws:
+                used[seq] = used.get(seq, 0) + grams
+            taken.append(row)
+        else:
+            logging.getLogger(__name__).error(
+                "kilogram allocation %s draws %s, more than its pool retirements hold: left "
+                "waiting for an operator", row.id, row.draws)
+    return taken
 
 
 _SQLITE_SEALER = threading.Lock()
@@ -436,7 +480,19 @@ def seal_due(session: Session, *, force: bool = False) -> int:
     if not due and not force:
         _sealer_for_this_process()
         return 0
-    return _seal_all(session)
+    if force:
+        return _seal_all(session)
+    try:
+        return _seal_all(session)
+    except Exception:  # noqa: BLE001  (the sale is committed: its answer must not fail)
+        import logging
+
+        if session.in_transaction():
+            session.rollback()
+        logging.getLogger(__name__).exception("sealing kilogram allocations failed; they "
+                                              "wait, and the sealer tries again")
+        _sealer_for_this_process()
+        return 0
 
 
 def _seal_all(session: Session) -> int:
@@ -449,11 +505,18 @@ def _seal_all(session: Session) -> int:
             with session.begin():
                 if not _try_lock(session):
                     return sealed
-                sealed += seal(session)
+                now = seal(session)
         finally:
             if sqlite:
                 _SQLITE_SEALER.release()
+        sealed += now
         if not _waiting(session):
+            return sealed
+        if not now:
+            # Only allocations that came in after this round looked, or ones the ledger
+            # would refuse: the sealer thread takes it from here (no endless loop).
+            if has_app_context():
+                _sealer_for_this_process()
             return sealed
 
 
@@ -504,15 +567,23 @@ def _sealer(app: Any, mode: str, key: int) -> None:
 
     from .database import db
 
-    idle_since = time.monotonic()
+    me = threading.current_thread()
     try:
         with app.app_context(), db.use(mode):
             pause = max(0.05, seal_seconds() / 2)
-            while time.monotonic() - idle_since < SEALER_IDLE_EXIT:
-                if _STOP.wait(pause):
-                    return
+            idle_since = time.monotonic()
+            while not _STOP.wait(pause):
                 due = _due(db.session)
                 if due is None:
+                    if time.monotonic() - idle_since < SEALER_IDLE_EXIT:
+                        continue
+                    # Leave only if nothing came in, checked under the lock a seller takes
+                    # to see whether a sealer runs (it has committed its allocation first).
+                    with _SEALERS_LOCK:
+                        if _due(db.session) is None:
+                            if _SEALERS.get(key) is me:
+                                del _SEALERS[key]
+                            return
                     continue
                 idle_since = time.monotonic()
                 if due:
@@ -522,7 +593,7 @@ def _sealer(app: Any, mode: str, key: int) -> None:
                                               "'flask pool seal' seals what waits")
     finally:
         with _SEALERS_LOCK:
-            if _SEALERS.get(key) is threading.current_thread():
+            if _SEALERS.get(key) is me:
                 del _SEALERS[key]
 
 

@@ -93,7 +93,8 @@ def kg_retirement_dict(session: Session, allocation: KgAllocation) -> dict[str, 
         blocks = certificates.retired_blocks(session, seq)
         pool.append({"seq": seq, "grams": grams, "serials": [
             queries.serial_string(b.batch, b.first_serial, b.last_serial) for b in blocks]})
-    status = {"sealed": "recorded", "allocated": "pending"}.get(allocation.state, "failed")
+    status = {"sealed": "recorded", "allocated": "pending",
+              "reserved": "awaiting_payment"}.get(allocation.state, "failed")
     return {
         "id": allocation.reference, "object": "retirement", "livemode": db.livemode,
         "status": status, "seq": allocation.seq if sealed else None,
@@ -107,7 +108,8 @@ def kg_retirement_dict(session: Session, allocation: KgAllocation) -> dict[str, 
         "projects": [projects.project_ref(listing.project)], "allocation": [],
         "serials": [serial for draw in pool for serial in draw["serials"]],
         "created_at": projects.aware(allocation.allocated_at or allocation.created_at),
-        "certificate": kg_certificate_links(allocation.reference) if status != "failed" else None,
+        "certificate": (kg_certificate_links(allocation.reference)
+                        if status in ("recorded", "pending") else None),
         "origin": None, "labels": [],
     }
 
@@ -157,11 +159,18 @@ def find_retirement(session: Session, caller: Caller, public_id: str) -> int | N
     return seq if _owned(session, caller, seq) else None
 
 
+def _newer_or_same(first: dt.datetime, second: dt.datetime) -> bool:
+    a, b = projects.aware(first), projects.aware(second)
+    assert a is not None and b is not None
+    return a >= b
+
+
 def list_retirements(session: Session, caller: Caller,
                      query: Mapping[str, Any]) -> Page[dict[str, Any]]:
-    """Tonne retirements (by ledger entry) and kilogram retirements (by allocation), newest
-    first, merged. The cursor holds a keyset for each: the last entry and the last
-    allocation shown, so nothing is skipped or shown twice whatever is added meanwhile."""
+    """Tonne retirements (newest ledger entry first) and kilogram retirements (newest
+    allocation first), merged by time. The cursor holds a keyset for each, the last entry and
+    the last allocation shown, so paging on never repeats one; a kilogram retirement paid
+    late appears where its order was placed."""
     after = decode("retirements", query.get("cursor"), (int, int))
     limit = int(query["limit"])
     account = account_id_of(session, caller.organisation)
@@ -182,9 +191,8 @@ def list_retirements(session: Session, caller: Caller,
     shown: list[tuple[str, int]] = []
     i = j = 0
     while len(shown) < limit and (i < len(seqs) or j < len(kilos)):
-        take_tonnes = j >= len(kilos) or (i < len(seqs) and projects.aware(times[seqs[i]])
-                                          >= projects.aware(kilos[j].allocated_at
-                                                            or kilos[j].created_at))
+        take_tonnes = j >= len(kilos) or (i < len(seqs) and _newer_or_same(
+            times[seqs[i]], kilos[j].allocated_at or kilos[j].created_at))
         if take_tonnes:
             shown.append(("t", seqs[i]))
             i += 1

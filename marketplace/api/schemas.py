@@ -225,13 +225,14 @@ class MassCreateSchema(Base):
 
     @validates_schema
     def _whole(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("unit") == "t":  # whole tonnes, sold as serials
+            if data["amount"] > MAX_TONNES_PER_LINE:
+                raise ValidationError(f"At most {MAX_TONNES_PER_LINE:,} t.", "amount")
+            return
         try:
-            grams = grams_of(data.get("amount"), data.get("unit"))
+            grams_of(data.get("amount"), data.get("unit"))
         except MassError as exc:
             raise ValidationError(str(exc), "amount") from None
-        if data.get("unit") == "t" and data["amount"] > MAX_TONNES_PER_LINE:
-            raise ValidationError(f"At most {MAX_TONNES_PER_LINE:,} t.", "amount")
-        del grams
 
 
 class _Sized(Base):
@@ -483,7 +484,8 @@ class RetirementLinksSchema(Base):
 class OrderRetirementSchema(Base):
     id = _out(fields.String())
     quantity = _out(fields.Integer())
-    grams = _out(fields.Integer(allow_none=True), "For kilograms: the grams (quantity is 0).")
+    grams = _out(fields.Integer(allow_none=True),
+                 "The mass retired in grams (tonnes x 1,000,000; for kilograms quantity is 0).")
     certificate = _out(fields.Nested(RetirementLinksSchema, allow_none=True))
 
 
@@ -574,8 +576,11 @@ class RetirementSchema(Base):
     id = _out(fields.String(), "ret_<seq> for tonnes, kg_<hex> for kilograms.")
     object = _out(fields.String(validate=validate.OneOf(["retirement"])))
     livemode = _out(fields.Boolean())
-    status = _out(fields.String(validate=validate.OneOf(["recorded", "pending"])),
-                  "pending: kilograms paid for, being written into the ledger (seconds).")
+    status = _out(fields.String(validate=validate.OneOf(
+        ["recorded", "pending", "awaiting_payment", "failed"])),
+        "recorded: in the ledger; pending: kilograms paid for, being written into the ledger "
+        "(seconds); awaiting_payment: kilograms of an order not paid yet; failed: the order "
+        "lapsed or its payment failed, nothing was retired.")
     seq = _out(fields.Integer(allow_none=True), "The ledger entry (for kilograms, the allocate "
                                                 "entry holding it; null while pending).")
     index = _out(fields.Integer(allow_none=True), "For kilograms: its position in that entry.")

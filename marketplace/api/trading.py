@@ -137,7 +137,8 @@ def order_dict(session: Session, order: Order) -> dict[str, Any]:
     api = session.get(ApiOrder, order.id)
     quote = session.scalar(select(ApiQuote.public_id).where(ApiQuote.order_id == order.id))
     retire = order.action == "retire"
-    retirements = [{"id": f"ret_{r.retire_seq}", "quantity": r.quantity, "grams": None,
+    retirements = [{"id": f"ret_{r.retire_seq}", "quantity": r.quantity,
+                    "grams": r.quantity * kilograms.GRAMS_PER_TONNE,
                     "certificate": certificate_links(r.retire_seq)}
                    for r in order.reservations if r.retire_seq is not None]
     retirements += [{"id": a.reference, "quantity": 0, "grams": a.grams,

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.schema import Base, BigId, one_of, utcnow
@@ -76,7 +86,7 @@ class KgAllocation(Base):
     line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"))
     listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"))
     grams: Mapped[int] = mapped_column(BigInteger)
-    draws: Mapped[str] = mapped_column(String(400))
+    draws: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(10), default="reserved")
     returned: Mapped[bool] = mapped_column(default=False)
     """A released allocation's grams were given back to its pool retirements."""

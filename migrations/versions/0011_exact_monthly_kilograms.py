@@ -45,6 +45,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("listing_id", name=op.f("pk_kg_pools")),
     )
     _paid(PAID_NEW)
+    with op.batch_alter_table("kg_allocations", reflect_kwargs=NO_FKS) as batch:
+        batch.alter_column("draws", type_=sa.Text(), existing_type=sa.String(400),
+                           existing_nullable=False)
     if not shared_here():
         return
     with op.batch_alter_table("offset_invoices", reflect_kwargs=NO_FKS) as batch:
@@ -68,6 +71,9 @@ def downgrade() -> None:
         raise RuntimeError("some API orders were billed on account: they cannot be written "
                            "with the older payment methods")
     _paid(PAID_OLD)
+    with op.batch_alter_table("kg_allocations", reflect_kwargs=NO_FKS) as batch:
+        batch.alter_column("draws", type_=sa.String(400), existing_type=sa.Text(),
+                           existing_nullable=False)
     op.drop_table("kg_pools")
     if not shared_here():
         return

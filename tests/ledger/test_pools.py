@@ -261,3 +261,30 @@ def _free(session: Session) -> list[tuple[int, int]]:
                                 .group_by(AllocationDraw.pool_seq)).all())
     return [(row.seq, row.quantity * GRAMS_PER_TONNE - int(used.get(row.seq) or 0))
             for row in session.scalars(select(PoolRetirement).order_by(PoolRetirement.seq))]
+
+
+def test_verify_catches_a_pool_row_moved_to_another_project_or_account(
+        session: Session, world: World) -> None:
+    first = pool(session, world, 1)
+    other = make_world(session, registry_id="868")
+    with tx(session):
+        session.get(PoolRetirement, first).project_id = other.project  # type: ignore[union-attr]
+    with pytest.raises(VerificationError, match="pool retirement row differs"):
+        audit.verify(session)
+    with tx(session):
+        row = session.get(PoolRetirement, first)
+        assert row is not None
+        row.project_id, row.account_id = world.project, world.alice
+    with pytest.raises(VerificationError, match="pool retirement row differs"):
+        audit.verify(session)
+
+
+def test_verify_catches_a_stray_draw(session: Session, world: World) -> None:
+    from ledger.schema import AllocationDraw
+
+    first = pool(session, world, 1)
+    with tx(session):
+        seq = operations.allocate(session, [ask(1_000, [(first, 1_000)])]).seq
+        session.add(AllocationDraw(seq=seq, idx=7, pool_seq=first, grams=5))
+    with pytest.raises(VerificationError, match=f"allocation {seq}.7"):
+        audit.verify(session)

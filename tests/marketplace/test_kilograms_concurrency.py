@@ -110,3 +110,72 @@ def test_200_concurrent_kilogram_orders_never_over_allocate(
     totals = state.pool_totals()[ref]
     assert (totals.tonnes, totals.allocated, totals.allocations) == (retired, allocated,
                                                                      len(sold))
+
+
+@pytest.mark.postgres
+def test_a_late_payment_never_takes_grams_sold_meanwhile(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Order 1 lapses, its grams go back to the pool and are sold to order 2 while order 1's
+    payment arrives: order 1 is paid with a refund due, never allocated the same grams."""
+    import datetime as dt
+    import threading
+
+    from marketplace import checkout
+    from marketplace.checkout import CartLine, CheckoutDetails
+    from marketplace.models import User
+
+    from .shop import add_user, make_app
+
+    app = make_app(pg_url, POOL_SEAL_SECONDS=0)
+    load_demo(app)
+    listing_id = small_project(app, tonnes=3)
+    user_id = add_user(app, "late@example.org")
+    details = CheckoutDetails("Ana", "voluntary", "PE", dt.date(2025, 1, 1),
+                              dt.date(2025, 12, 31))
+
+    def place(grams: int) -> str:
+        with transaction(app) as session:
+            order = checkout.place_order(session, user=session.get(User, user_id),
+                                         lines=[CartLine(listing_id, 0, None, grams)],
+                                         details=details, gateway="demo")
+            return order.reference
+
+    first = place(400_000)
+    with transaction(app) as session:
+        checkout.release(session, first, "expired")
+    original = kilograms.lock_pools
+    waiting, go = threading.Event(), threading.Event()
+
+    def slow(session: Any, ids: set[int]) -> None:
+        if threading.current_thread().name == "late-payment":
+            waiting.set()
+            go.wait(10)
+        original(session, ids)
+
+    monkeypatch.setattr(kilograms, "lock_pools", slow)
+    outcome: dict[str, str] = {}
+
+    def pay() -> None:
+        with transaction(app) as session:
+            order = session.scalars(select(Order).where(Order.reference == first)).one()
+            outcome["first"] = checkout.fulfil(session, first, amount_minor=order.total_minor,
+                                               currency=order.currency)
+
+    thread = threading.Thread(target=pay, name="late-payment")
+    thread.start()
+    assert waiting.wait(10)
+    second = place(2_700_000)  # the released grams and most of the rest: 300 kg left
+    go.set()
+    thread.join(10)
+    assert "refund due" in outcome["first"]
+    with transaction(app) as session:
+        orders = {o.reference: o for o in session.scalars(select(Order))}
+        assert orders[first].status == "paid"
+        assert orders[second].status == "pending"
+        live = [a for a in session.scalars(select(KgAllocation))
+                if a.state in ("reserved", "allocated", "sealed")]
+        assert sum(a.grams for a in live) == 2_700_000
+        taken = int(session.scalar(select(func.sum(PoolRetirementStock.taken))) or 0)
+        assert taken == 2_700_000
+        retired = int(session.scalar(select(func.sum(PoolRetirement.quantity))) or 0)
+        assert taken <= retired * GRAMS_PER_TONNE
