@@ -9,6 +9,7 @@ retired into the VCS-944 pool; grams of them are allocated to beneficiaries in b
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -288,3 +289,71 @@ def test_verify_catches_a_stray_draw(session: Session, world: World) -> None:
         session.add(AllocationDraw(seq=seq, idx=7, pool_seq=first, grams=5))
     with pytest.raises(VerificationError, match=f"allocation {seq}.7"):
         audit.verify(session)
+
+
+def test_the_offline_verifier_prints_each_pool_and_names_an_over_allocation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's kilogram pool through the CLI, exported and checked offline: the pool's
+    tonnes, kg allocated and kg free; then a forged over-allocation, re-chained and re-signed
+    with the operator's own key, is refused naming its seq."""
+    import hashlib as _hashlib
+
+    from ledger import bundle
+    from ledger.checkpoint import Checkpoint, load_signer, sign, write_keypair
+    from ledger.merkle import Frontier, leaf_hash
+    from ledger.verify import main
+    from marketplace import create_app
+    from marketplace.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'pools.db'}"
+    upgrade(url)
+    signer, verifier = write_keypair(tmp_path, "selva.example/ledger")
+    app = create_app({"DATABASE_URL": url, "CHECKPOINT_KEY": str(signer), "SECRET_KEY": "t",
+                      "STRIPE_WEBHOOK_SECRET": "whsec_t", "TESTING": True})
+    export = tmp_path / "export"
+    with app.app_context():
+        runner = app.test_cli_runner()
+        for args in (["demo", "load"], ["demo", "kilograms"],
+                     ["ledger", "export", str(export)]):
+            result = runner.invoke(args=args)
+            assert result.exit_code == 0, (args, result.output)
+    from marketplace.database import db
+
+    db.dispose_all()
+    assert main([str(export), "--key", str(verifier)]) == 0
+    printed = capsys.readouterr().out
+    [line] = [x for x in printed.splitlines() if x.startswith("VCS-944") and "." in x]
+    assert line.split() == ["VCS-944", "7", "5,297.750", "1,702.250", "5"]
+
+    # Forge one more allocate entry that overdraws the pool retirement, re-chain and re-sign.
+    lines = (export / bundle.JOURNAL).read_bytes().splitlines()
+    last = canonical.loads(lines[-1])
+    head = last["hash"]
+    seq = int(last["seq"]) + 1
+    pool_seq = next(int(canonical.loads(x)["seq"]) for x in lines
+                    if canonical.loads(x)["kind"] == "pool")
+    forged = Allocation(grams=1_702_251, draws=((pool_seq, 1_702_251),),
+                        beneficiary="b" * 64, purpose="voluntary", note="", country="PE",
+                        period_start=PERIOD[0], period_end=PERIOD[1])
+    record = canonical.dumps({"v": 1, "seq": seq, "kind": "allocate",
+                              "time": "2026-12-06T00:00:00Z", "prev": head,
+                              "data": Allocate(allocations=(forged,),
+                                               date=dt.date(2026, 12, 6)).to_data()})
+    digest = _hashlib.sha256(record).hexdigest()
+    lines.append(bundle.journal_line(seq, "allocate", record, digest).rstrip(b"\n"))
+    (export / bundle.JOURNAL).write_bytes(b"\n".join(lines) + b"\n")
+    frontier = Frontier()
+    for raw in lines:
+        frontier.append(leaf_hash(canonical.loads(raw)["record"].encode("utf-8")))
+    note = sign(Checkpoint("selva.example/ledger", seq, frontier.root()), load_signer(signer))
+    (export / bundle.CHECKPOINT).write_bytes(note)
+    import json
+
+    manifest = json.loads((export / bundle.MANIFEST).read_text(encoding="utf-8"))
+    manifest["entries"], manifest["head"] = seq, digest
+    for name in manifest["files"]:
+        manifest["files"][name] = _hashlib.sha256((export / name).read_bytes()).hexdigest()
+    (export / bundle.MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    assert main([str(export), "--key", str(verifier)]) == 1
+    error = capsys.readouterr().err
+    assert f"seq {seq}" in error and f"pool retirement seq {pool_seq}" in error
