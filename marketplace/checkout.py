@@ -508,13 +508,18 @@ def refund_failed(session: Session, reference: str, error: str) -> None:
         session.flush()
 
 
-def expire_lapsed(session: Session, now: dt.datetime | None = None) -> int:
-    """Mark orders whose checkout lapsed without a word from the provider as expired."""
+def expire_lapsed(session: Session, now: dt.datetime | None = None, *,
+                  skip_locked: bool = False) -> int:
+    """Mark orders whose checkout lapsed without a word from the provider as expired.
+
+    ``skip_locked`` (the worker's way, PostgreSQL): orders another transaction holds (a
+    payment being handled, another worker) are left to it."""
     now = now or utcnow()
-    lapsed = list(session.scalars(
-        select(Order).where(Order.status.in_(("pending", "awaiting_payment")),
-                            Order.expires_at <= now - GRACE)
-    ))
+    stmt = select(Order).where(Order.status.in_(("pending", "awaiting_payment")),
+                               Order.expires_at <= now - GRACE).order_by(Order.id)
+    if skip_locked and session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update(skip_locked=True)
+    lapsed = list(session.scalars(stmt.execution_options(populate_existing=True)))
     for order in lapsed:
         _release(order, "expired", "lapsed")
     session.flush()

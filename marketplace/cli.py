@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -668,6 +668,26 @@ def pool_seal(watch: float | None) -> None:
         time.sleep(max(0.1, watch))
 
 
+@click.command("worker")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="seconds between passes")
+@click.option("--checkpoint", "checkpoint_every", type=click.FloatRange(min=0.0), default=10.0,
+              show_default=True, help="sign a checkpoint at most this often, when the journal "
+                                      "has grown")
+@click.option("--once", is_flag=True, help="one pass, then exit")
+@with_appcontext
+def worker_command(interval: float, checkpoint_every: float, once: bool) -> None:
+    """Run the scheduled and deferred work: webhook deliveries, reservation expiry, sealing
+    kilogram allocations, checkpoint signing. Several may run at once, on several hosts."""
+    from .worker import Worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    click.echo(f"worker: a pass every {interval:g} s (Ctrl-C stops it)")
+    Worker(app, checkpoint_every=checkpoint_every).run(interval, once=once, echo=click.echo)
+
+
 def register(app: Flask) -> None:
     for group in (db_cli, ledger_cli, demo_cli, users_cli, origin_cli, pool_cli):
         app.cli.add_command(group)
+    if "worker" not in app.cli.commands:
+        app.cli.add_command(worker_command)
