@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 
+def instance_path() -> str:
+    """Where the instance folder is (the SQLite database, development keys and secrets):
+    ``CARBON_INSTANCE_PATH``, or ``./instance`` in the folder the app is started from."""
+    configured = os.environ.get("CARBON_INSTANCE_PATH", "").strip()
+    return str(Path(configured or "instance").resolve())
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then CARBON_* environment, then ``test_config``."""
-    from pathlib import Path
 
     from . import (
         auth,
@@ -32,12 +40,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .extensions import csrf, limiter, login_manager
     from .payments import demo, webhooks
 
-    root = Path(__file__).resolve().parent.parent
+    here = Path(__file__).parent  # templates/, static/ and migrations/ ship inside it
     app = Flask(
         __name__,
-        instance_path=str(root / "instance"),
-        template_folder=str(root / "templates"),
-        static_folder=str(root / "static"),
+        instance_path=instance_path(),
+        template_folder=str(here / "templates"),
+        static_folder=str(here / "static"),
     )
     inputs.register_converters(app)
     config.load(app, test_config)

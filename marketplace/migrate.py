@@ -17,7 +17,8 @@ from ledger.db import make_engine
 
 from . import modes
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
+"""The Alembic scripts: the repository's ``migrations/``, shipped inside the package."""
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None,
