@@ -65,6 +65,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     if app.config["PAYMENT_GATEWAY"] == "demo":
         app.register_blueprint(demo.bp)
+    if app.config["ENV"] != "production":
+        from .mail import dev_bp
+
+        app.register_blueprint(dev_bp)
     cli.register(app)
     from .api import register as register_api
 

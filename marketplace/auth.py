@@ -1,11 +1,20 @@
-"""Sign up, log in, log out. Passwords are hashed (werkzeug's scrypt); logins are rate-limited
-per address; every form carries a CSRF token."""
+"""Sign up, log in, log out, reset a forgotten password. Passwords are hashed (werkzeug's
+scrypt); logins and reset requests are rate-limited per address; every form carries a CSRF
+token.
+
+A password reset link carries a token signed with the app's secret (itsdangerous), naming the
+user and a fingerprint of the password hash it was made for: it expires after
+``PASSWORD_RESET_SECONDS`` (an hour by default) and works once, since the reset changes the
+hash. Asking for one answers the same whether or not the address has an account."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import hashlib
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -36,6 +45,43 @@ class SignupForm(FlaskForm):
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email()])
     password = PasswordField("Password", validators=[DataRequired()])
+
+
+class ForgotForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+
+
+class ResetForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=200)])
+    confirm = PasswordField("Repeat the new password",
+                            validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt="password-reset")
+
+
+def _fingerprint(user: User) -> str:
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def reset_token(user: User) -> str:
+    return str(_reset_serializer().dumps({"u": user.id, "p": _fingerprint(user)}))
+
+
+def user_for_token(token: str) -> User | None:
+    """The user a reset token was made for, if it is genuine, unexpired and unused."""
+    max_age = int(current_app.config.get("PASSWORD_RESET_SECONDS", 3600))
+    try:
+        data = _reset_serializer().loads(token, max_age=max_age)
+    except (BadSignature, SignatureExpired):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("u"), int):
+        return None
+    user = db.session.get(User, data["u"])
+    if user is None or data.get("p") != _fingerprint(user):
+        return None  # the password changed since: the link was used
+    return user
 
 
 @login_manager.user_loader
@@ -99,6 +145,58 @@ def login() -> str | Response:
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors.append("That email and password do not match an account.")
     return render_template("auth/login.html", form=form)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit("5 per minute;20 per hour", methods=["POST"])
+def forgot_password() -> str | Response:
+    """Ask for a reset link. The answer is the same whether or not an account exists, so the
+    page cannot be used to find out who has one."""
+    from . import mail
+    from .urls import site_link
+
+    form = ForgotForm()
+    if form.validate_on_submit():
+        session = db.session
+        with session.begin():
+            user = session.scalars(select(User).where(
+                User.email == form.email.data.strip().lower())).one_or_none()
+            if user is not None:
+                link = site_link("auth.reset_password", token=reset_token(user))
+                minutes = int(current_app.config.get("PASSWORD_RESET_SECONDS", 3600)) // 60
+                mail.enqueue(session, user.email, "Reset your Selva password", "\n".join([
+                    f"Hello {user.name},", "",
+                    "Someone (we hope you) asked to reset the password of your Selva account.",
+                    f"Choose a new one here within {minutes} minutes; the link works once:", "",
+                    f"  {link}", "",
+                    "If it was not you, ignore this message: your password stays as it is.", "",
+                    "Selva"]) + "\n", "password_reset")
+        flash("If an account uses that address, a link to reset its password is on its way.",
+              "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit("10 per minute", methods=["POST"])
+def reset_password(token: str) -> str | Response | tuple[str, int]:
+    if len(token) > 500:
+        return render_template("auth/reset_invalid.html"), 400
+    session = db.session
+    with session.begin():
+        user = user_for_token(token)
+    if user is None:
+        return render_template("auth/reset_invalid.html"), 400
+    form = ResetForm()
+    if form.validate_on_submit():
+        with session.begin():
+            fresh = user_for_token(token)  # checked again: two tabs, one link
+            if fresh is None:
+                return render_template("auth/reset_invalid.html"), 400
+            fresh.password_hash = generate_password_hash(form.password.data)
+        flash("Your password is changed: log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset.html", form=form)
 
 
 @bp.post("/logout")

@@ -384,6 +384,9 @@ def fulfil(session: Session, reference: str, *, amount_minor: int, currency: str
     for reservation in order.reservations:
         if reservation.retire_seq is not None:
             events.record(session, events.RetirementCreated(reservation.retire_seq))
+    from . import mail
+
+    mail.order_receipt(session, order)  # queued with the fulfilment, sent by the worker
     return f"fulfilled: {mass_label(order)} {'retired' if order.action == 'retire' else 'held'}"
 
 

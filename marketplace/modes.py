@@ -38,7 +38,7 @@ DEFAULT_TEST_SCHEMA = "selva_test"
 SHARED_TABLES = frozenset({
     "users", "organisations", "memberships", "api_keys", "api_saved_payment_methods",
     "api_webhook_endpoints", "saved_footprints", "footprint_profiles", "offset_subscriptions",
-    "offset_invoices",
+    "offset_invoices", "mail_outbox",
 })
 """Tables that exist once, in the live target, whatever the mode."""
 

@@ -29,6 +29,12 @@ def external_url(endpoint: str, **values: Any) -> str:
     """``url_for(endpoint, _external=True)``; outside a request, on the configured site."""
     if has_request_context():
         return url_for(endpoint, _external=True, **values)
+    return site_link(endpoint, **values)
+
+
+def site_link(endpoint: str, **values: Any) -> str:
+    """An address on the configured site (``CARBON_SITE_URL``), whatever the request's host:
+    for links that leave the site, in emails."""
     parts = urlsplit(site_url())
     adapter = current_app.url_map.bind(parts.netloc, script_name=parts.path or "/",
                                        url_scheme=parts.scheme or "https")

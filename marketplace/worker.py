@@ -3,6 +3,7 @@
 ``flask --app wsgi worker`` runs, every ``--interval`` seconds (default 2):
 
 - outbound webhook deliveries and their retries (``api.webhooks.deliver_due``);
+- emails from the outbox (``mail.deliver_due``: SMTP, or ``instance/mail/`` in development);
 - reservation expiry: orders and quotes whose checkout lapsed are expired and their tonnes
   and grams released, without waiting for the next order (``checkout.expire_lapsed``);
 - kilogram allocations sealed into the ledger (``kilograms.seal_due``);
@@ -42,6 +43,7 @@ class Tick:
     """What one pass of the worker did, per mode."""
 
     delivered: int = 0
+    emailed: int = 0
     expired: int = 0
     sealed: int = 0
     signed: dict[str, int] = field(default_factory=dict)
@@ -49,7 +51,8 @@ class Tick:
 
     def summary(self) -> str:
         signed = ", ".join(f"{mode} checkpoint of {size:,}" for mode, size in self.signed.items())
-        parts = [f"{self.delivered} webhook deliveries", f"{self.expired} lapsed orders expired",
+        parts = [f"{self.delivered} webhook deliveries", f"{self.emailed} emails sent",
+                 f"{self.expired} lapsed orders expired",
                  f"{self.sealed} kilogram allocations sealed"]
         if signed:
             parts.append(f"signed {signed}")
@@ -68,7 +71,7 @@ class Worker:
     def tick(self) -> Tick:
         """One pass over every job, in every mode. A job that fails is logged and left for the
         next pass; the others still run."""
-        from . import checkout, kilograms
+        from . import checkout, kilograms, mail
         from .api import webhooks
         from .database import all_modes, db
 
@@ -78,6 +81,10 @@ class Worker:
                 done.delivered = len(webhooks.deliver_due())
             except Exception as exc:  # noqa: BLE001  (one job's failure stops no other)
                 self._failed(done, "webhook deliveries", exc)
+            try:
+                done.emailed = mail.deliver_due()
+            except Exception as exc:  # noqa: BLE001
+                self._failed(done, "emails", exc)
             for mode in all_modes():
                 with db.use(mode):
                     session = db.session
@@ -135,7 +142,8 @@ class Worker:
         while True:
             started = utcnow()
             done = self.tick()
-            if echo is not None and (once or done.delivered or done.expired or done.sealed
+            if echo is not None and (once or done.delivered or done.emailed or done.expired
+                                     or done.sealed
                                      or done.signed or done.errors):
                 echo(f"{started:%H:%M:%S} {done.summary()}")
             if once or self.stop.wait(interval):
