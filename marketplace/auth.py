@@ -9,6 +9,7 @@ hash. Asking for one answers the same whether or not the address has an account.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import hashlib
@@ -57,6 +58,29 @@ class ResetForm(FlaskForm):
                             validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
 
 
+CONFIRM_DAYS = 7
+
+
+def _confirm_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt="email-confirm")
+
+
+def send_confirmation(session: Any, user: User) -> None:
+    """Queue the link that confirms the user's address (valid for a week)."""
+    from . import mail
+    from .urls import site_link
+
+    token = _confirm_serializer().dumps({"u": user.id, "e": user.email})
+    link = site_link("auth.confirm_email", token=token)
+    mail.enqueue(session, user.email, "Confirm your email address for Selva", "\n".join([
+        f"Hello {user.name},", "",
+        "Please confirm that this address is yours, within a week:", "", f"  {link}", "",
+        "Until then you can buy and retire credits, and use test API keys; an organisation's",
+        "live API keys need a confirmed address.", "",
+        "If you did not sign up for Selva, ignore this message.", "", "Selva"]) + "\n",
+        "confirm_email")
+
+
 def _reset_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt="password-reset")
 
@@ -97,12 +121,17 @@ def _safe_next(target: str | None) -> str:
     return url_for("catalogue.home")
 
 
-def create_user(name: str, email: str, password: str, role: str = "customer") -> User:
+def create_user(name: str, email: str, password: str, role: str = "customer", *,
+                confirmed: bool = False) -> User:
     """Create a user, in the caller's transaction (their ledger account in each mode is
-    opened the first time credits go to it: ``marketplace.accounts``)."""
+    opened the first time credits go to it: ``marketplace.accounts``). ``confirmed``: the
+    address is vouched for (an operator made the account)."""
+    from ledger.schema import utcnow
+
     session = db.session
     user = User(name=name.strip(), email=email.strip().lower(),
-                password_hash=generate_password_hash(password), role=role)
+                password_hash=generate_password_hash(password), role=role,
+                email_confirmed_at=utcnow() if confirmed else None)
     session.add(user)
     session.flush()
     return user
@@ -120,6 +149,7 @@ def signup() -> str | Response:
                 if session.scalar(select(User.id).where(func.lower(User.email) == email)):
                     raise IntegrityError("duplicate", None, Exception("email"))
                 user = create_user(form.name.data, email, form.password.data)
+                send_confirmation(session, user)
         except IntegrityError:
             form.email.errors.append("An account with this email already exists. Log in instead?")
         else:
@@ -197,6 +227,40 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
         flash("Your password is changed: log in with the new one.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset.html", form=form)
+
+
+@bp.get("/account/confirm/<token>")
+def confirm_email(token: str) -> Response | tuple[str, int]:
+    """The link from the confirmation email: the address is the user's (idempotent)."""
+    from ledger.schema import utcnow
+
+    try:
+        data = _confirm_serializer().loads(token[:500], max_age=CONFIRM_DAYS * 86400)
+    except (BadSignature, SignatureExpired):
+        return render_template("auth/confirm_invalid.html"), 400
+    session = db.session
+    with session.begin():
+        user = session.get(User, data.get("u")) if isinstance(data, dict) and \
+            isinstance(data.get("u"), int) else None
+        if user is None or user.email != data.get("e"):
+            return render_template("auth/confirm_invalid.html"), 400
+        if user.email_confirmed_at is None:
+            user.email_confirmed_at = utcnow()
+    flash("Thank you: your email address is confirmed.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/confirm")
+@login_required
+@limiter.limit("3 per minute;10 per hour")
+def resend_confirmation() -> Response:
+    session = db.session
+    with session.begin():
+        user = session.get(User, current_user.id)
+        if user is not None and user.email_confirmed_at is None:
+            send_confirmation(session, user)
+    flash("A new confirmation link is on its way to your address.", "info")
+    return redirect(url_for("auth.account"))
 
 
 @bp.post("/logout")

@@ -587,7 +587,7 @@ def users_create(email: str, name: str, role: str, password: str) -> None:
     with session.begin():
         if session.scalar(select(User.id).where(User.email == email)) is not None:
             raise click.ClickException(f"a user with the email {email} already exists")
-        user = create_user(name, email, password, role=role)
+        user = create_user(name, email, password, role=role, confirmed=True)
     click.echo(f"user {user.id} {email} ({role}) created")
 
 

@@ -85,7 +85,12 @@ def api_keys(org_id: int) -> Response:
     new_secret: str | None = None
     with db.session.begin():
         org = _admin_of(org_id)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and form.mode.data == "live" and \
+            current_user.email_confirmed_at is None:
+        form.mode.errors = ["Confirm your email address first (the link we sent it, or "
+                            "'Send the link again' on your account page): live keys move "
+                            "real credits and money."]
+    elif form.validate_on_submit():
         with db.session.begin():
             org = _admin_of(org_id)
             key, new_secret = keys.create_key(

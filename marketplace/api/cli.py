@@ -43,7 +43,8 @@ def create_org(name: str, email: str, admin_name: str) -> None:
                                   ).one_or_none()
         if user is None:
             password = secrets.token_urlsafe(12)
-            user = create_user(admin_name or email.split("@")[0], email, password)
+            user = create_user(admin_name or email.split("@")[0], email, password,
+                               confirmed=True)
         org = create_organisation(name, user)
     click.echo(f"organisation {org.id} {org.name!r}, admin {user.email}")
     if password:

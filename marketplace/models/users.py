@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask_login import UserMixin
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ledger.schema import Base, utcnow
@@ -25,6 +25,9 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default="customer")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the user proved the address is theirs (a link sent to it); accounts an operator
+    created are confirmed by them. Needed before an organisation's live API keys."""
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user",
                                                           cascade="all, delete-orphan")

@@ -95,7 +95,7 @@ def bearer(secret: str) -> dict[str, str]:
 def make_company(app: Flask, name: str = "Acme Travel Ltd") -> Company:
     email = f"admin-{uuid.uuid4().hex[:10]}@example.org"
     with transaction(app) as session:
-        user = create_user("Ada Admin", email, "placeholder-password")
+        user = create_user("Ada Admin", email, "placeholder-password", confirmed=True)
         user.password_hash = _HASH
         org = create_organisation(name, user)
         live = keys.create_key(session, organisation=org, user=user, name="live",

@@ -185,3 +185,40 @@ def test_in_development_mail_is_written_and_listed(fresh_url: str, tmp_path: Any
     assert client.get("/dev/mail/..%2Fsecret_key").status_code == 404
     with app.app_context():
         assert mail.mail_folder() == tmp_path / "instance" / "mail"
+
+
+def test_signing_up_sends_a_confirmation_needed_for_live_api_keys(site: Flask,
+                                                                   inbox: Inbox) -> None:
+    from marketplace.models import User
+
+    client = site.test_client()
+    signed = client.post("/signup", data={"name": "Cy Confirm", "email": "cy@example.org",
+                                          "password": "a long enough password",
+                                          "confirm": "a long enough password"})
+    assert signed.status_code == 302
+    created = client.post("/organisations", data={"name": "Cy Shipping Ltd"},
+                          follow_redirects=True)
+    assert created.status_code == 200
+    with transaction(site) as session:
+        user = session.scalars(select(User).where(User.email == "cy@example.org")).one()
+        assert user.email_confirmed_at is None
+        org_id = user.memberships[0].organisation_id
+    keys_page = f"/organisations/{org_id}/api-keys"
+    refused = client.post(keys_page, data={"name": "live", "mode": "live", "scope": "write"})
+    assert refused.status_code == 200 and "Confirm your email address first" in \
+        refused.get_data(as_text=True)
+    assert client.post(keys_page, data={"name": "t", "mode": "test",
+                                        "scope": "write"}).status_code == 201
+    account = client.get("/account").get_data(as_text=True)
+    assert "not confirmed yet" in account
+    Worker(site).tick()
+    [message] = [m for m in inbox.messages if m["To"] == "cy@example.org"]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    found = re.search(r"http://shop\.example(/account/confirm/\S+)", text)
+    assert found is not None
+    assert client.get(found.group(1)).status_code == 302
+    assert client.get(found.group(1)).status_code == 302  # twice is harmless
+    assert client.get("/account/confirm/forged").status_code == 400
+    allowed = client.post(keys_page, data={"name": "live", "mode": "live", "scope": "write"})
+    assert allowed.status_code == 201 and "sk_live_" in allowed.get_data(as_text=True)
+    assert "Email address confirmed" in client.get("/account").get_data(as_text=True)
