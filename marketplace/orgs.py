@@ -3,7 +3,10 @@ ledger account; its admins add and remove members and retire its credits."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -84,7 +87,12 @@ def show(org_id: int) -> str | Response:
                 select(User).where(User.email == form.email.data.strip().lower())
             ).one_or_none()
             if user is None:
-                form.email.errors.append("No account uses that email; ask them to sign up first.")
+                org = db.session.get(Organisation, org_id)
+                assert org is not None
+                invite(db.session, org, form.email.data.strip().lower(), form.role.data,
+                       current_user._get_current_object())
+                flash(f"No account uses {form.email.data.strip()} yet: we emailed them an "
+                      f"invitation to join {org.name} (the link works for a week).", "success")
             elif db.session.scalar(select(Membership.id).where(
                     Membership.organisation_id == org_id, Membership.user_id == user.id)):
                 form.email.errors.append("They are already a member.")
@@ -100,6 +108,62 @@ def show(org_id: int) -> str | Response:
         return render_template("orgs/show.html", org=org, mine=mine, form=form,
                                remove_form=RemoveForm(),
                                holdings=_holdings(org))
+
+
+INVITATION_DAYS = 7
+
+
+def _invitations() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(str(current_app.config["SECRET_KEY"]), salt="org-invitation")
+
+
+def invite(session: Any, org: Organisation, email: str, role: str, by: User) -> None:
+    """Email an invitation to join ``org`` as ``role``: a signed link for that address, valid
+    for a week, queued in the caller's transaction."""
+    from . import mail
+    from .urls import site_link
+
+    token = _invitations().dumps({"o": org.id, "e": email, "r": role})
+    link = site_link("orgs.join", token=token)
+    mail.enqueue(session, email, f"{by.name} invites you to {org.name} on Selva", "\n".join([
+        "Hello,", "",
+        f"{by.name} invites you to join {org.name} on Selva as {'an admin' if role == 'admin' else 'a member'}:",
+        "buy and retire carbon credits for the organisation, and see what it holds.", "",
+        f"Accept within {INVITATION_DAYS} days (sign up first with this address if you have "
+        "no account):", "", f"  {link}", "", "Selva"]) + "\n", "invitation")
+
+
+@bp.get("/join/<token>")
+def join(token: str) -> Response | tuple[str, int]:
+    """An invitation's link: the invited address's account joins the organisation (once; a
+    second visit changes nothing). Not logged in: log in or sign up first, then back here."""
+    try:
+        data = _invitations().loads(token[:600], max_age=INVITATION_DAYS * 86400)
+    except (BadSignature, SignatureExpired):
+        return render_template("orgs/invitation_invalid.html"), 400
+    if not (isinstance(data, dict) and isinstance(data.get("o"), int)
+            and isinstance(data.get("e"), str) and data.get("r") in ("admin", "member")):
+        return render_template("orgs/invitation_invalid.html"), 400
+    if not current_user.is_authenticated:
+        flash("Log in, or sign up with the address the invitation was sent to, to accept it.",
+              "info")
+        return redirect(url_for("auth.login", next=url_for("orgs.join", token=token)))
+    with db.session.begin():
+        org = db.session.get(Organisation, data["o"])
+        if org is None:
+            return render_template("orgs/invitation_invalid.html"), 400
+        if current_user.email != data["e"]:
+            flash(f"This invitation is for {data['e']}: log in with that address to accept it.",
+                  "error")
+            return redirect(url_for("orgs.index"))
+        exists = db.session.scalar(select(Membership.id).where(
+            Membership.organisation_id == org.id, Membership.user_id == current_user.id))
+        if exists is None:
+            db.session.add(Membership(user_id=current_user.id, organisation_id=org.id,
+                                      role=data["r"]))
+            flash(f"Welcome to {org.name}.", "success")
+        org_id = org.id
+    return redirect(url_for("orgs.show", org_id=org_id))
 
 
 @bp.post("/<int:org_id>/members/<int:member_id>/remove")

@@ -222,3 +222,48 @@ def test_signing_up_sends_a_confirmation_needed_for_live_api_keys(site: Flask,
     allowed = client.post(keys_page, data={"name": "live", "mode": "live", "scope": "write"})
     assert allowed.status_code == 201 and "sk_live_" in allowed.get_data(as_text=True)
     assert "Email address confirmed" in client.get("/account").get_data(as_text=True)
+
+
+def test_an_invitation_by_email_is_accepted(site: Flask, inbox: Inbox) -> None:
+    from marketplace.models import Membership, User
+
+    add_user(site, "boss@example.org", name="Bo Boss")
+    admin = site.test_client()
+    login(admin, "boss@example.org")
+    admin.post("/organisations", data={"name": "Boss Freight Ltd"})
+    with transaction(site) as session:
+        boss = session.scalars(select(User).where(User.email == "boss@example.org")).one()
+        org_id = boss.memberships[0].organisation_id
+    invited = admin.post(f"/organisations/{org_id}",
+                         data={"email": "New.Hire@example.org", "role": "member"},
+                         follow_redirects=True)
+    assert "we emailed them an invitation" in invited.get_data(as_text=True)
+    Worker(site).tick()
+    [message] = [m for m in inbox.messages if m["To"] == "new.hire@example.org"]
+    assert "Boss Freight Ltd" in message["Subject"]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"http://shop\.example(/organisations/join/\S+)", text)
+    assert link is not None
+    path = link.group(1)
+
+    # Someone else logged in cannot use it.
+    add_user(site, "other@example.org")
+    other = site.test_client()
+    login(other, "other@example.org")
+    assert other.get(path).status_code == 302
+    # The invited person: not logged in, sent to log in; signs up with that address; joins.
+    newcomer = site.test_client()
+    first = newcomer.get(path)
+    assert first.status_code == 302 and "/login" in first.headers["Location"]
+    signed = newcomer.post(f"/signup?next={path}", data={
+        "name": "Nia Hire", "email": "new.hire@example.org",
+        "password": "a long enough password", "confirm": "a long enough password"})
+    assert signed.status_code == 302 and signed.headers["Location"].endswith(path)
+    joined = newcomer.get(path)
+    assert joined.status_code == 302 and joined.headers["Location"].endswith(f"/{org_id}")
+    assert newcomer.get(path).status_code == 302  # a second visit changes nothing
+    with transaction(site) as session:
+        members = {(m.user.email, m.role) for m in session.scalars(
+            select(Membership).where(Membership.organisation_id == org_id))}
+        assert members == {("boss@example.org", "admin"), ("new.hire@example.org", "member")}
+    assert newcomer.get("/organisations/join/forged").status_code == 400
