@@ -97,6 +97,55 @@ def order_receipt(session: Session, order: Any) -> OutboxEmail | None:
                    "\n".join(lines) + "\n", "receipt", attachments)
 
 
+def covered_at_origin(session: Session, seq: int) -> list[OutboxEmail]:
+    """Tell whoever made the retirement at ``seq`` that the origin registry now shows its
+    credits retired into this marketplace's name: the buyer of the order that retired them,
+    or, for credits retired from holdings, the person (or the organisation's admins) holding
+    them. Live mode only."""
+    from ledger import canonical
+    from ledger.schema import Account, Entry
+
+    from .database import db
+    from .models import Membership, Order, Reservation, User
+    from .urls import site_link
+
+    if not db.livemode:
+        return []
+    entry = session.get(Entry, seq)
+    if entry is None or entry.kind != "retire":
+        return []
+    data = canonical.loads(bytes(entry.record))["data"]
+    people: list[User] = []
+    order = session.scalar(select(Order).join(Reservation, Reservation.order_id == Order.id)
+                           .where(Reservation.retire_seq == seq).limit(1))
+    if order is not None:
+        user = session.get(User, order.user_id)
+        people = [user] if user is not None else []
+    else:
+        account = session.get(Account, data.get("account"))
+        name = account.name if account is not None else ""
+        if name.startswith("user:") and name[5:].isdigit():
+            user = session.get(User, int(name[5:]))
+            people = [user] if user is not None else []
+        elif name.startswith("org:") and name[4:].isdigit():
+            people = list(session.scalars(
+                select(User).join(Membership, Membership.user_id == User.id)
+                .where(Membership.organisation_id == int(name[4:]),
+                       Membership.role == "admin")))
+    link = site_link("registry.certificate", seq=seq)
+    quantity = int(data.get("quantity", 0))
+    return [enqueue(session, person.email,
+                    f"Your {quantity:,} t retired on Selva are now covered at the origin registry",
+                    "\n".join([
+                        f"Hello {person.name},", "",
+                        f"The origin registry now shows the {quantity:,} t retired at ledger entry "
+                        f"{seq} (for {data.get('date')}) retired into Selva's name, so they are",
+                        "counted there too, once. The certificate says so, with the origin "
+                        "registry's record:", "", f"  {link}", "", "Selva"]) + "\n",
+                    "covered_at_origin")
+            for person in people]
+
+
 # -- sending -----------------------------------------------------------------------------------
 
 

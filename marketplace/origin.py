@@ -320,8 +320,11 @@ def apply(session: Session, pieces: Sequence[Piece], registry: str = "verra") ->
     for seq in affected:
         if before[seq].status != "covered" and after[seq].status == "covered":
             result.newly_covered.append(seq)
+    from . import mail
+
     for seq in result.newly_covered:
         events.record(session, events.RetirementCoveredAtOrigin(seq))
+        mail.covered_at_origin(session, seq)
     return result
 
 

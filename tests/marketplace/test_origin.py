@@ -26,6 +26,7 @@ from ledger.verify import Invalid, check_origin, verify_certificate, verify_expo
 from marketplace import checkout
 from marketplace.demo import DEMO_ORIGIN_FILE
 from marketplace.models.api import WebhookEndpoint, WebhookEvent
+from marketplace.models.mail import OutboxEmail
 
 from .shop import add_user, login, transaction
 from .test_api_helpers import make_company
@@ -202,10 +203,17 @@ def test_a_retirement_covered_by_an_import_sends_its_webhook_and_api_shows_origi
         payload = json.loads(events[0].payload)
         assert payload["data"]["object"]["id"] == retirement["id"]
         assert payload["data"]["object"]["origin"]["status"] == "covered"
+        # ... and the organisation's admin gets an email saying so
+        [note] = [m for m in session.scalars(select(OutboxEmail))
+                  if m.kind == "covered_at_origin"]
+        assert note.to_address == company.email and "covered at the origin" in note.subject
+        assert f"/registry/certificates/{retirement['seq']}" in note.body
     assert cli(app, "origin", "reconcile", str(path)).exit_code == 1
     with transaction(app) as session:  # the same file again: no second event
         assert session.scalar(select(func.count()).select_from(WebhookEvent).where(
             WebhookEvent.organisation_id == company.org_id)) == 1
+        assert session.scalar(select(func.count()).select_from(OutboxEmail).where(
+            OutboxEmail.kind == "covered_at_origin")) == 1
 
 
 @pytest.mark.parametrize("content, message", [
