@@ -146,6 +146,55 @@ def covered_at_origin(session: Session, seq: int) -> list[OutboxEmail]:
             for person in people]
 
 
+def origin_reminder(session: Session) -> list[OutboxEmail]:
+    """Remind the operators, at most once every ``ORIGIN_REMINDER_HOURS`` (24), of tonnes
+    retired here and still pending at the origin registry for more than
+    ``ORIGIN_REMINDER_DAYS`` (7): the retirements to make there next. Safe with several
+    workers (one holds a transaction-scoped advisory lock while it decides)."""
+    from sqlalchemy import text
+
+    from ledger import origin as ledger_origin
+
+    from .models import User
+    from .urls import site_link
+
+    if session.get_bind().dialect.name != "sqlite" and not session.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('selva-origin-reminder'))")
+    ).scalar_one():
+        return []
+    config = current_app.config
+    now = utcnow()
+    every = dt.timedelta(hours=float(config.get("ORIGIN_REMINDER_HOURS", 24)))
+    recent = session.scalar(select(OutboxEmail.id).where(
+        OutboxEmail.kind == "origin_reminder", OutboxEmail.created_at > now - every).limit(1))
+    if recent is not None:
+        return []
+    age = dt.timedelta(days=float(config.get("ORIGIN_REMINDER_DAYS", 7)))
+    late = []
+    for work in ledger_origin.worklist(session):
+        oldest = work.oldest
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        if oldest is not None and oldest <= now - age:
+            late.append((work, oldest))
+    if not late:
+        return []
+    operators = list(session.scalars(select(User).where(User.role == "operator")))
+    lines = [f"  {work.batch.project.ref} batch {work.batch.id}: {work.quantity:,} t "
+             f"(the oldest retired here on {oldest:%Y-%m-%d})" for work, oldest in late]
+    link = site_link("origin_ops.reconciliation")
+    return [enqueue(session, person.email,
+                    f"{sum(w.quantity for w, _ in late):,} t retired on Selva are still "
+                    "pending at the origin registry", "\n".join([
+                        f"Hello {person.name},", "",
+                        "These tonnes were retired here and the origin registry does not show "
+                        "them retired into Selva's name yet:", "", *lines, "",
+                        "Retire them at the origin registry, then import its export (Operator "
+                        "-> Origin registry):", "", f"  {link}", "", "Selva"]) + "\n",
+                    "origin_reminder")
+            for person in operators]
+
+
 # -- sending -----------------------------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 ``flask --app wsgi worker`` runs, every ``--interval`` seconds (default 2):
 
 - outbound webhook deliveries and their retries (``api.webhooks.deliver_due``);
-- emails from the outbox (``mail.deliver_due``: SMTP, or ``instance/mail/`` in development);
+- emails from the outbox (``mail.deliver_due``: SMTP, or ``instance/mail/`` in development),
+  and once a day a reminder to the operators of tonnes long pending at the origin registry
+  (``mail.origin_reminder``);
 - reservation expiry: orders and quotes whose checkout lapsed are expired and their tonnes
   and grams released, without waiting for the next order (``checkout.expire_lapsed``);
 - kilogram allocations sealed into the ledger (``kilograms.seal_due``);
@@ -44,6 +46,7 @@ class Tick:
 
     delivered: int = 0
     emailed: int = 0
+    reminded: int = 0
     expired: int = 0
     sealed: int = 0
     signed: dict[str, int] = field(default_factory=dict)
@@ -52,6 +55,7 @@ class Tick:
     def summary(self) -> str:
         signed = ", ".join(f"{mode} checkpoint of {size:,}" for mode, size in self.signed.items())
         parts = [f"{self.delivered} webhook deliveries", f"{self.emailed} emails sent",
+                 *([f"{self.reminded} origin reminders"] if self.reminded else []),
                  f"{self.expired} lapsed orders expired",
                  f"{self.sealed} kilogram allocations sealed"]
         if signed:
@@ -81,6 +85,11 @@ class Worker:
                 done.delivered = len(webhooks.deliver_due())
             except Exception as exc:  # noqa: BLE001  (one job's failure stops no other)
                 self._failed(done, "webhook deliveries", exc)
+            try:
+                with db.session_for("live").begin():
+                    done.reminded = len(mail.origin_reminder(db.session_for("live")))
+            except Exception as exc:  # noqa: BLE001
+                self._failed(done, "origin reminders", exc)
             try:
                 done.emailed = mail.deliver_due()
             except Exception as exc:  # noqa: BLE001

@@ -127,3 +127,23 @@ def test_a_failing_job_stops_no_other(app: Any, monkeypatch: pytest.MonkeyPatch)
     done = Worker(app, checkpoint_every=0).tick()
     assert any("webhook deliveries" in error for error in done.errors)
     assert done.signed  # the checkpoint was still signed
+
+
+def test_operators_are_reminded_once_a_day_of_tonnes_pending_at_origin(app: Any) -> None:
+    from marketplace.models.mail import OutboxEmail
+
+    add_user(app, "ops@example.org", name="Oli Ops", role="operator")
+    add_user(app, "buyer@example.org")  # a customer gets no reminder
+    app.config["ORIGIN_REMINDER_DAYS"] = 0  # the demo's pending retirement is old enough
+    first = Worker(app).tick()
+    assert first.reminded == 1 and not first.errors
+    assert Worker(app).tick().reminded == 0  # once a day, whoever runs
+    with transaction(app) as session:
+        [note] = session.scalars(select(OutboxEmail).where(
+            OutboxEmail.kind == "origin_reminder")).all()
+        assert note.to_address == "ops@example.org"
+        assert "pending at the origin registry" in note.subject
+        assert "VCS-944" in note.body and "/operator/origin" in note.body
+    app.config["ORIGIN_REMINDER_DAYS"] = 3650  # nothing that old: nothing to say
+    app.config["ORIGIN_REMINDER_HOURS"] = 0
+    assert Worker(app).tick().reminded == 0
