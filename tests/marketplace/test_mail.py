@@ -267,3 +267,23 @@ def test_an_invitation_by_email_is_accepted(site: Flask, inbox: Inbox) -> None:
             select(Membership).where(Membership.organisation_id == org_id))}
         assert members == {("boss@example.org", "admin"), ("new.hire@example.org", "member")}
     assert newcomer.get("/organisations/join/forged").status_code == 400
+
+
+@pytest.mark.postgres
+def test_two_workers_send_each_email_once(pg_url: str, inbox: Inbox) -> None:
+    import threading
+
+    app = make_app(pg_url, SMTP_URL=f"smtp://127.0.0.1:{inbox.port}?plain=1")
+    with transaction(app) as session:
+        for n in range(24):
+            mail.enqueue(session, f"person{n}@example.org", f"Message {n}", "Hello.\n", "test")
+    workers = [Worker(app), Worker(app)]
+    threads = [threading.Thread(target=w.tick) for w in workers for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(m["Subject"] for m in inbox.messages) == sorted(
+        f"Message {n}" for n in range(24))
+    with transaction(app) as session:
+        assert set(session.scalars(select(OutboxEmail.status))) == {"sent"}
