@@ -219,6 +219,88 @@ POSTGRES_DROP_ORIGIN = [
 ]
 
 
+# -- kilogram pools (migration 0014) --------------------------------------------------------------
+
+_POOL_TABLES = ("ledger_pool_retirements", "ledger_allocation_draws")
+_ALLOCATION_KEPT = " AND ".join(
+    f"NEW.{col} = OLD.{col}"
+    for col in ("seq", "idx", "grams", "commitment", "purpose", "note", "country",
+                "period_start", "period_end"))
+_DRAW_WITHIN_POOL = """(SELECT coalesce(sum(d.grams), 0) FROM ledger_allocation_draws d
+                           WHERE d.pool_seq = NEW.pool_seq) + NEW.grams
+                         > (SELECT p.quantity * 1000000 FROM ledger_pool_retirements p
+                            WHERE p.seq = NEW.pool_seq)"""
+"""Invariant of the pools: no pool retirement gives more grams than its tonnes hold."""
+
+SQLITE_INSTALL_POOLS = [
+    f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
+       BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"""
+    for table in _POOL_TABLES
+    for op in ("UPDATE", "DELETE")
+] + [
+    """CREATE TRIGGER ledger_allocations_no_delete BEFORE DELETE ON ledger_allocations
+       BEGIN SELECT RAISE(ABORT, 'ledger_allocations is append-only: DELETE refused'); END""",
+    f"""CREATE TRIGGER ledger_allocations_erase_only BEFORE UPDATE ON ledger_allocations
+       WHEN NOT ({_ALLOCATION_KEPT})
+       BEGIN SELECT RAISE(ABORT, 'an allocation changes only to erase its beneficiary'); END""",
+    f"""CREATE TRIGGER ledger_allocation_draws_within_pool BEFORE INSERT
+       ON ledger_allocation_draws WHEN {_DRAW_WITHIN_POOL}
+       BEGIN SELECT RAISE(ABORT, 'a pool retirement may not give more grams than it holds');
+       END""",
+]
+SQLITE_DROP_POOLS = [
+    f"DROP TRIGGER IF EXISTS {table}_no_{op}" for table in _POOL_TABLES
+    for op in ("update", "delete")
+] + [
+    "DROP TRIGGER IF EXISTS ledger_allocations_no_delete",
+    "DROP TRIGGER IF EXISTS ledger_allocations_erase_only",
+    "DROP TRIGGER IF EXISTS ledger_allocation_draws_within_pool",
+]
+POSTGRES_INSTALL_POOLS = [
+    f"""CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()"""
+    for table in _POOL_TABLES
+] + [
+    f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse()"""
+    for table in (*_POOL_TABLES, "ledger_allocations")
+] + [
+    """CREATE TRIGGER ledger_allocations_no_delete BEFORE DELETE ON ledger_allocations
+       FOR EACH ROW EXECUTE FUNCTION ledger_refuse()""",
+    f"""CREATE FUNCTION ledger_allocation_erase_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NOT ({_ALLOCATION_KEPT}) THEN
+           RAISE EXCEPTION 'an allocation changes only to erase its beneficiary'
+             USING ERRCODE = 'restrict_violation';
+         END IF;
+         RETURN NEW;
+       END $$""",
+    """CREATE TRIGGER ledger_allocations_erase_only BEFORE UPDATE ON ledger_allocations
+       FOR EACH ROW EXECUTE FUNCTION ledger_allocation_erase_only()""",
+    f"""CREATE FUNCTION ledger_draw_within_pool() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF {_DRAW_WITHIN_POOL} THEN
+           RAISE EXCEPTION 'a pool retirement may not give more grams than it holds'
+             USING ERRCODE = 'check_violation';
+         END IF;
+         RETURN NEW;
+       END $$""",
+    """CREATE TRIGGER ledger_allocation_draws_within_pool BEFORE INSERT
+       ON ledger_allocation_draws FOR EACH ROW EXECUTE FUNCTION ledger_draw_within_pool()""",
+]
+POSTGRES_DROP_POOLS = [
+    "DROP TRIGGER IF EXISTS ledger_allocation_draws_within_pool ON ledger_allocation_draws",
+    "DROP FUNCTION IF EXISTS ledger_draw_within_pool()",
+    "DROP TRIGGER IF EXISTS ledger_allocations_erase_only ON ledger_allocations",
+    "DROP FUNCTION IF EXISTS ledger_allocation_erase_only()",
+    "DROP TRIGGER IF EXISTS ledger_allocations_no_delete ON ledger_allocations",
+] + [
+    f"DROP TRIGGER IF EXISTS {table}_{what} ON {table}"
+    for table in (*_POOL_TABLES, "ledger_allocations")
+    for what in ("append_only", "no_truncate")
+]
+
+
 GUARDS = {
     # (dialect, part): (install, drop). "core" came with the first migration, "tree" with the
     # Merkle tree's; the tree's PostgreSQL triggers use ledger_refuse() from "core".
@@ -228,9 +310,11 @@ GUARDS = {
     ("postgresql", "tree"): (POSTGRES_INSTALL_TREE, POSTGRES_DROP_TREE),
     ("sqlite", "origin"): (SQLITE_INSTALL_ORIGIN, SQLITE_DROP_ORIGIN),
     ("postgresql", "origin"): (POSTGRES_INSTALL_ORIGIN, POSTGRES_DROP_ORIGIN),
+    ("sqlite", "pools"): (SQLITE_INSTALL_POOLS, SQLITE_DROP_POOLS),
+    ("postgresql", "pools"): (POSTGRES_INSTALL_POOLS, POSTGRES_DROP_POOLS),
 }
 
-ALL_PARTS = ("core", "tree", "origin")
+ALL_PARTS = ("core", "tree", "origin", "pools")
 
 
 def install(connection: Connection, parts: tuple[str, ...] = ALL_PARTS) -> None:
@@ -240,7 +324,8 @@ def install(connection: Connection, parts: tuple[str, ...] = ALL_PARTS) -> None:
             connection.execute(text(statement))
 
 
-def drop(connection: Connection, parts: tuple[str, ...] = ("origin", "tree", "core")) -> None:
+def drop(connection: Connection,
+         parts: tuple[str, ...] = ("pools", "origin", "tree", "core")) -> None:
     """Remove the guards (migration downgrades, and tamper tests)."""
     for part in parts:
         for statement in _pair(connection, part)[1]:

@@ -519,13 +519,7 @@ def erase_allocation_beneficiary(session: Session, seq: int, idx: int) -> bool:
     row = session.get(AllocationRow, (seq, idx))
     if row is None:
         raise UnknownEntryError(f"no allocation {seq}.{idx}")
-    if row.name is None:
-        return False
-    row.name = None
-    row.salt = None
-    row.erased_at = utcnow()
-    session.flush()
-    return True
+    return _erase(session, row)
 
 
 def erase_beneficiary(session: Session, seq: int) -> bool:
@@ -534,6 +528,10 @@ def erase_beneficiary(session: Session, seq: int) -> bool:
     row = session.get(Beneficiary, seq)
     if row is None:
         raise UnknownEntryError(f"no retirement at seq {seq}")
+    return _erase(session, row)
+
+
+def _erase(session: Session, row: Beneficiary | AllocationRow) -> bool:
     if row.name is None:
         return False
     row.name = None

@@ -635,7 +635,3 @@ def pool_summary(session: Session, listing: Listing) -> PoolSummary:
     return PoolSummary(listing, int(tonnes), int(sealed or 0)
                        + int(by_state.get("allocated") or 0),
                        int(by_state.get("reserved") or 0), int(count))
-
-
-def lines_in_grams(lines: Sequence[OrderLine]) -> list[OrderLine]:
-    return [line for line in lines if line.grams]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ledger import audit, canonical, operations
+from ledger import audit, canonical, guards, operations
 from ledger.errors import (
     InsufficientCreditsError,
     InvalidQuantityError,
@@ -151,6 +151,7 @@ def test_verify_catches_a_tampered_allocation_row(session: Session, world: World
     with tx(session):
         seq = operations.allocate(session, [ask(1_000, [(first, 1_000)])]).seq
     with tx(session):
+        guards.drop(session.connection(), ("pools",))  # what the database would refuse
         session.get(AllocationRow, (seq, 0)).grams = 2_000  # type: ignore[union-attr]
     with pytest.raises(VerificationError, match=f"allocation {seq}.0 differs"):
         audit.verify(session)
@@ -159,6 +160,7 @@ def test_verify_catches_a_tampered_allocation_row(session: Session, world: World
 def test_verify_catches_a_missing_pool_row(session: Session, world: World) -> None:
     first = pool(session, world, 1)
     with tx(session):
+        guards.drop(session.connection(), ("pools",))
         session.delete(session.get(PoolRetirement, first))
     with pytest.raises(VerificationError, match="pool retirement row"):
         audit.verify(session)
@@ -269,6 +271,7 @@ def test_verify_catches_a_pool_row_moved_to_another_project_or_account(
     first = pool(session, world, 1)
     other = make_world(session, registry_id="868")
     with tx(session):
+        guards.drop(session.connection(), ("pools",))
         session.get(PoolRetirement, first).project_id = other.project  # type: ignore[union-attr]
     with pytest.raises(VerificationError, match="pool retirement row differs"):
         audit.verify(session)
@@ -286,6 +289,7 @@ def test_verify_catches_a_stray_draw(session: Session, world: World) -> None:
     first = pool(session, world, 1)
     with tx(session):
         seq = operations.allocate(session, [ask(1_000, [(first, 1_000)])]).seq
+        guards.drop(session.connection(), ("pools",))
         session.add(AllocationDraw(seq=seq, idx=7, pool_seq=first, grams=5))
     with pytest.raises(VerificationError, match=f"allocation {seq}.7"):
         audit.verify(session)
@@ -357,3 +361,35 @@ def test_the_offline_verifier_prints_each_pool_and_names_an_over_allocation(
     assert main([str(export), "--key", str(verifier)]) == 1
     error = capsys.readouterr().err
     assert f"seq {seq}" in error and f"pool retirement seq {pool_seq}" in error
+
+
+@pytest.mark.parametrize("change", ["overdraw", "edit draw", "delete pool", "edit allocation",
+                                    "delete allocation"])
+def test_the_database_guards_the_pools_itself(session: Session, world: World,
+                                              change: str) -> None:
+    """What the operations and the replay refuse, the database refuses too, whatever wrote
+    it: no draw past a pool retirement's grams, no edit or delete of pools, draws and
+    allocations (only the erasure of a beneficiary's name)."""
+    from sqlalchemy import delete, insert, update
+    from sqlalchemy.exc import DBAPIError
+
+    from ledger.schema import AllocationDraw, table_of
+
+    first = pool(session, world, 1)
+    with tx(session):
+        seq = operations.allocate(session, [ask(999_000, [(first, 999_000)])]).seq
+    with tx(session):
+        assert operations.erase_allocation_beneficiary(session, seq, 0)  # erasing is allowed
+    draws, rows = table_of(AllocationDraw), table_of(AllocationRow)
+    statement = {
+        "overdraw": insert(draws).values(seq=seq, idx=1, pool_seq=first, grams=1_001),
+        "edit draw": update(draws).values(grams=1),
+        "delete pool": delete(table_of(PoolRetirement)),
+        "edit allocation": update(rows).values(grams=1),
+        "delete allocation": delete(rows),
+    }[change]
+    with pytest.raises(DBAPIError):
+        with tx(session):
+            session.execute(statement)
+    with tx(session):  # exactly what is left is fine
+        session.execute(insert(draws).values(seq=seq, idx=1, pool_seq=first, grams=1_000))
