@@ -48,12 +48,13 @@ def retired_blocks(session: Session, seq: int) -> list[Block]:
     ))
 
 
-def certificate(session: Session, seq: int) -> dict[str, Any]:
-    """The certificate of the retirement at journal entry ``seq``.
+def certificate(session: Session, seq: int, *, sign: bool | None = None) -> dict[str, Any]:
+    """The certificate of the retirement at journal entry ``seq``, proven against the oldest
+    signed checkpoint covering it and the origin records it cites.
 
-    Signs a fresh checkpoint (in the caller's transaction) if none covers the entry yet, so
-    the caller must hold a transaction that may write. Raises ``LookupError`` if ``seq`` is not
-    a retirement.
+    If none covers them yet, ``signing.checkpoint_for`` decides: the worker and the CLI
+    (``sign=True``) sign one in the caller's transaction; a registry read raises
+    ``signing.NotYetSigned``. Raises ``LookupError`` if ``seq`` is not a retirement.
     """
     entry = retirement_entry(session, seq)
     record = bytes(entry.record)
@@ -65,9 +66,7 @@ def certificate(session: Session, seq: int) -> dict[str, Any]:
 
     # One checkpoint covers the retirement and every origin record it cites, so one key
     # checks them all.
-    checkpoint = tree.checkpoint_covering(session, max([seq, *evidence]))
-    if checkpoint is None:
-        checkpoint = signing.current_checkpoint(session)
+    checkpoint = signing.checkpoint_for(session, max([seq, *evidence]), sign=sign)
     tree_size = int(checkpoint.size)
     proof = tree.inclusion(session, seq, tree_size)
 

@@ -184,7 +184,7 @@ def certificate(seq: int) -> None:
     session = db.session
     try:
         with session.begin():
-            document = certificates.certificate(session, seq)
+            document = certificates.certificate(session, seq, sign=True)
     except LookupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))

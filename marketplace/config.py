@@ -38,6 +38,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "POOL_REFILL_BELOW_KG": 1_000,
         "POOL_REFILL_TONNES": 2,
         "POOL_SEAL_SECONDS": 1.0,
+        # "worker": only `flask worker` signs checkpoints and registry reads are read-only;
+        # "request": a registry read signs when the journal is ahead (no worker needed).
+        "CHECKPOINT_SIGNING": "worker",
     }
 
 
@@ -54,6 +57,9 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     gateway = app.config["PAYMENT_GATEWAY"]
     if gateway not in ("demo", "stripe"):
         raise ConfigError(f"CARBON_PAYMENT_GATEWAY must be demo or stripe, not {gateway!r}")
+    signing = app.config["CHECKPOINT_SIGNING"]
+    if signing not in ("worker", "request"):
+        raise ConfigError(f"CARBON_CHECKPOINT_SIGNING must be worker or request, not {signing!r}")
     if production and gateway == "demo":
         raise ConfigError("the demo payment gateway is refused in production: "
                           "set CARBON_PAYMENT_GATEWAY=stripe")

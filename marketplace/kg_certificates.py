@@ -63,12 +63,15 @@ def status(allocation: KgAllocation) -> str:
     return SEALED if allocation.state == "sealed" else PENDING
 
 
-def certificate(session: Session, allocation: KgAllocation) -> dict[str, Any]:
-    """The certificate of a sealed allocation.
+def certificate(session: Session, allocation: KgAllocation, *,
+                sign: bool | None = None) -> dict[str, Any]:
+    """The certificate of a sealed allocation, proven against the oldest signed checkpoint
+    covering its entry.
 
-    Signs a fresh checkpoint (in the caller's transaction) if none covers the allocate entry
-    yet, so the caller must hold a transaction that may write. Raises ``LookupError`` if the
-    allocation is not sealed or its entry is missing.
+    If none covers it yet, ``signing.checkpoint_for`` decides: the worker and the CLI
+    (``sign=True``) sign one in the caller's transaction; a registry read raises
+    ``signing.NotYetSigned``. Raises ``LookupError`` if the allocation is not sealed or its
+    entry is missing.
     """
     seq, index = allocation.seq, allocation.idx
     if allocation.state != "sealed" or seq is None or index is None:
@@ -84,9 +87,7 @@ def certificate(session: Session, allocation: KgAllocation) -> dict[str, Any]:
 
     # The allocate entry comes after every pool retirement it draws from, so one checkpoint
     # covering it covers them all.
-    checkpoint = tree.checkpoint_covering(session, seq)
-    if checkpoint is None:
-        checkpoint = signing.current_checkpoint(session)
+    checkpoint = signing.checkpoint_for(session, seq, sign=sign)
     tree_size = int(checkpoint.size)
     proof = tree.inclusion(session, seq, tree_size)
 

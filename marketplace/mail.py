@@ -279,7 +279,7 @@ def _certificate_pdf(seq: int) -> bytes:
 
     with current_app.test_request_context(base_url=site_url()), db.use(LIVE):
         with db.session.begin():
-            cert = certificates.certificate(db.session, seq)
+            cert = certificates.certificate(db.session, seq, sign=True)
         return pdf_from_html(render_certificate_print(cert))
 
 

@@ -457,12 +457,23 @@ def entry(seq: int) -> str:
 # -- certificates ---------------------------------------------------------------------------
 
 
+class _NotSigned(Exception):
+    """The certificate's entry is recorded, but no signed checkpoint covers it yet."""
+
+    def __init__(self, pending: dict[str, Any]) -> None:
+        super().__init__(pending.get("reference"))
+        self.pending = pending
+
+
 def _certificate(seq: int) -> dict[str, Any]:
-    """The certificate, in the request's transaction; 404 unless ``seq`` is a retirement."""
+    """The certificate, in the request's transaction; 404 unless ``seq`` is a retirement,
+    ``_NotSigned`` until a signed checkpoint covers it."""
     try:
         return certificates.certificate(db.session, seq)
     except LookupError:
         abort(404, description=f"There is no retirement at ledger entry {seq}.")
+    except signing.NotYetSigned:
+        raise _NotSigned(_tonne_pending(seq)) from None
     except CheckpointError:
         abort(503, description="The registry cannot sign a checkpoint right now; "
                                "please try again later.")
@@ -478,17 +489,51 @@ def _display(cert: dict[str, Any]) -> dict[str, Any]:
     return {"vintage": label, "country": formatting.country_name(cert.get("country") or "")}
 
 
+def _tonne_pending(seq: int) -> dict[str, Any]:
+    """What the pending page and JSON say of a retirement not yet under a checkpoint."""
+    entry = db.session.get(Entry, seq)
+    quantity = int(canonical.loads(bytes(entry.record))["data"]["quantity"]) if entry else 0
+    links = {"page": url_for(f"{registry_blueprint()}.certificate", seq=seq, _external=True),
+             "json": url_for(f"{registry_blueprint()}.certificate_json", seq=seq,
+                             _external=True)}
+    return {"status": "pending", "kind": "retirement", "reference": str(seq), "seq": seq,
+            "quantity": quantity, "mass": f"{quantity:,} t",
+            "message": "This retirement is recorded. Its certificate is ready once the next "
+                       "checkpoint is signed, in a few seconds.",
+            "links": links}
+
+
+def _pending_json(pending: dict[str, Any]) -> Response:
+    """``202 {"status": "pending", ...}`` with ``Retry-After``."""
+    body = {key: value for key, value in pending.items() if key != "project"}
+    response = jsonify(body)
+    response.status_code = 202
+    response.headers["Retry-After"] = str(signing.RETRY_SECONDS)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @bp.get("/registry/certificates/<int:seq>")
-def certificate(seq: int) -> str:
-    with db.session.begin():
-        cert = _certificate(seq)
+def certificate(seq: int) -> str | Response:
+    """A retirement's certificate; until a signed checkpoint covers it (seconds), a page that
+    says so and refreshes itself."""
+    try:
+        with db.session.begin():
+            cert = _certificate(seq)
+    except _NotSigned as exc:
+        return _pending_page(exc.pending, 200)
     return render_template("registry/certificate.html", cert=cert, show=_display(cert))
 
 
 @bp.get("/registry/certificates/<int:seq>.json")
 def certificate_json(seq: int) -> Response:
-    with db.session.begin():
-        cert = _certificate(seq)
+    """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` until a
+    signed checkpoint covers the retirement."""
+    try:
+        with db.session.begin():
+            cert = _certificate(seq)
+    except _NotSigned as exc:
+        return _pending_json(exc.pending)
     response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
                         mimetype="application/json")
     response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.json"'
@@ -528,8 +573,11 @@ def pdf_from_html(html: str) -> bytes:
 @bp.get("/registry/certificates/<int:seq>.pdf")
 @limiter.limit("30 per minute")
 def certificate_pdf(seq: int) -> Response:
-    with db.session.begin():
-        cert = _certificate(seq)
+    try:
+        with db.session.begin():
+            cert = _certificate(seq)
+    except _NotSigned as exc:
+        return _pending_page(exc.pending, 202)
     pdf = pdf_from_html(render_certificate_print(cert))
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.pdf"'
@@ -596,7 +644,6 @@ def pool(ref: str) -> tuple[str, int]:
 # -- kilogram certificates ------------------------------------------------------------------
 
 KG_NOT_FOUND = "There is no kilogram certificate with that reference on this registry."
-KG_RETRY_SECONDS = 5
 
 
 def _kg_allocation(reference: str) -> KgAllocation:
@@ -612,15 +659,27 @@ def _kg_certificate(allocation: KgAllocation) -> dict[str, Any]:
         return kg_certificates.certificate(db.session, allocation)
     except LookupError:
         abort(404, description=KG_NOT_FOUND)
+    except signing.NotYetSigned:
+        raise _NotSigned(_kg_pending(allocation)) from None
     except CheckpointError:
         abort(503, description="The registry cannot sign a checkpoint right now; "
                                "please try again later.")
 
 
+def _sealed_kg_certificate(reference: str) -> dict[str, Any]:
+    """The certificate of allocation ``reference``, in its own transaction; 404 if there is no
+    such paid-for allocation, ``_NotSigned`` while it waits to be sealed or signed."""
+    with db.session.begin():
+        allocation = _kg_allocation(reference)
+        if kg_certificates.status(allocation) == kg_certificates.PENDING:
+            raise _NotSigned(_kg_pending(allocation))
+        return _kg_certificate(allocation)
+
+
 def _kg_pending(allocation: KgAllocation) -> dict[str, Any]:
     """What the pending page shows: the mass and the project, nothing personal."""
     listing = db.session.get(Listing, allocation.listing_id)
-    return {**kg_certificates.pending(allocation),
+    return {**kg_certificates.pending(allocation), "kind": "allocation",
             "project": listing.project if listing is not None else None}
 
 
@@ -629,10 +688,10 @@ def _kg_display(cert: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pending_page(pending: dict[str, Any], status: int) -> Response:
-    response = Response(render_template("registry/kg_pending.html", pending=pending,
-                                        retry=KG_RETRY_SECONDS), status=status,
+    response = Response(render_template("registry/pending.html", pending=pending,
+                                        retry=signing.RETRY_SECONDS), status=status,
                         mimetype="text/html")
-    response.headers["Retry-After"] = str(KG_RETRY_SECONDS)
+    response.headers["Retry-After"] = str(signing.RETRY_SECONDS)
     response.headers["Cache-Control"] = "no-cache"
     return response
 
@@ -641,11 +700,10 @@ def _pending_page(pending: dict[str, Any], status: int) -> Response:
 def kg_certificate(reference: str) -> str | Response:
     """A kilogram allocation's certificate; while it is being written into the ledger, a page
     that says so and refreshes itself."""
-    with db.session.begin():
-        allocation = _kg_allocation(reference)
-        if kg_certificates.status(allocation) == kg_certificates.PENDING:
-            return _pending_page(_kg_pending(allocation), 200)
-        cert = _kg_certificate(allocation)
+    try:
+        cert = _sealed_kg_certificate(reference)
+    except _NotSigned as exc:
+        return _pending_page(exc.pending, 200)
     return render_template("registry/kg_certificate.html", cert=cert, show=_kg_display(cert))
 
 
@@ -653,15 +711,10 @@ def kg_certificate(reference: str) -> str | Response:
 def kg_certificate_json(reference: str) -> Response:
     """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` while the
     allocation is being written into the ledger."""
-    with db.session.begin():
-        allocation = _kg_allocation(reference)
-        if kg_certificates.status(allocation) == kg_certificates.PENDING:
-            response = jsonify(kg_certificates.pending(allocation))
-            response.status_code = 202
-            response.headers["Retry-After"] = str(KG_RETRY_SECONDS)
-            response.headers["Cache-Control"] = "no-cache"
-            return response
-        cert = _kg_certificate(allocation)
+    try:
+        cert = _sealed_kg_certificate(reference)
+    except _NotSigned as exc:
+        return _pending_json(exc.pending)
     response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
                         mimetype="application/json")
     response.headers["Content-Disposition"] = \
@@ -680,11 +733,10 @@ def render_kg_certificate_print(cert: dict[str, Any]) -> str:
 @bp.get("/registry/kg/<reference>.pdf")
 @limiter.limit("30 per minute")
 def kg_certificate_pdf(reference: str) -> Response:
-    with db.session.begin():
-        allocation = _kg_allocation(reference)
-        if kg_certificates.status(allocation) == kg_certificates.PENDING:
-            return _pending_page(_kg_pending(allocation), 202)
-        cert = _kg_certificate(allocation)
+    try:
+        cert = _sealed_kg_certificate(reference)
+    except _NotSigned as exc:
+        return _pending_page(exc.pending, 202)
     pdf = pdf_from_html(render_kg_certificate_print(cert))
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = \
@@ -721,6 +773,8 @@ def kg_erase(reference: str) -> WerkzeugResponse:
 def _text(body: str, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="text/plain")
     response.headers["Cache-Control"] = "no-cache"
+    if status == 503:
+        response.headers["Retry-After"] = str(signing.RETRY_SECONDS)
     return response
 
 
@@ -739,13 +793,15 @@ class _Unavailable(Exception):
 
 
 def _current_checkpoint() -> SignedCheckpoint:
-    """The current checkpoint, signing a fresh one if the latest is behind, in its own
-    transaction."""
+    """The newest signed checkpoint (read-only: the worker signs), in its own transaction."""
     try:
         with db.session.begin():
-            return signing.current_checkpoint(db.session)
+            return signing.published_checkpoint(db.session)
     except ChainError:
         raise _Unavailable(404, "The journal is empty: there is no checkpoint yet.") from None
+    except signing.NotYetSigned:
+        raise _Unavailable(503, "No checkpoint is signed yet; the first is signed in a few "
+                                "seconds.") from None
     except CheckpointError:
         raise _Unavailable(503, "No checkpoint can be signed right now.") from None
     except LedgerError as exc:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger import bundle, tree
 from ledger.checkpoint import CheckpointError, load_signer, verifier_from_signer
+from ledger.errors import ChainError
 from ledger.export import export
 from ledger.schema import SignedCheckpoint
 
@@ -67,6 +68,51 @@ def signer_key() -> str:
 def verifier_key() -> str:
     """The verifier key auditors check checkpoints with."""
     return verifier_from_signer(signer_key())
+
+
+class NotYetSigned(CheckpointError):
+    """No signed checkpoint covers what was asked for yet: the worker signs one within
+    ``--checkpoint`` seconds (``RETRY_SECONDS`` is what the registry tells clients to wait)."""
+
+
+RETRY_SECONDS = 5
+SIGNING_MODES = ("worker", "request")
+
+
+def signs_on_request(app: Flask | None = None) -> bool:
+    """Whether registry reads may sign a checkpoint themselves (``CARBON_CHECKPOINT_SIGNING``
+    ``request``: for running without a worker, and for tests). The default, ``worker``, leaves
+    all signing to ``flask worker``, so every registry GET is read-only."""
+    app = app or current_app
+    return str(app.config.get("CHECKPOINT_SIGNING", "worker")) == "request"
+
+
+def published_checkpoint(session: Session) -> SignedCheckpoint:
+    """The newest signed checkpoint: what a registry read serves. Read-only unless
+    ``signs_on_request``, in which case a checkpoint behind the journal is re-signed first.
+
+    Raises ``ChainError`` if the journal is empty, ``NotYetSigned`` if entries exist but no
+    checkpoint was signed yet."""
+    if signs_on_request():
+        return current_checkpoint(session)
+    latest = tree.latest_checkpoint(session)
+    if latest is not None:
+        return latest
+    if tree.size(session) == 0:
+        raise ChainError("the journal is empty")
+    raise NotYetSigned("no checkpoint is signed yet")
+
+
+def checkpoint_for(session: Session, seq: int, *, sign: bool | None = None) -> SignedCheckpoint:
+    """The oldest signed checkpoint covering entry ``seq``. When none does yet, one is signed
+    if ``sign`` (the worker, the CLI; default: ``signs_on_request``), otherwise
+    ``NotYetSigned`` is raised and the caller answers "retry shortly"."""
+    found = tree.checkpoint_covering(session, seq)
+    if found is not None:
+        return found
+    if sign if sign is not None else signs_on_request():
+        return current_checkpoint(session)
+    raise NotYetSigned(f"entry {seq} is not covered by a signed checkpoint yet")
 
 
 def current_checkpoint(session: Session) -> SignedCheckpoint:

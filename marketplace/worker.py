@@ -10,7 +10,9 @@
   and grams released, without waiting for the next order (``checkout.expire_lapsed``);
 - kilogram allocations sealed into the ledger (``kilograms.seal_due``);
 - a checkpoint signed when the journal has grown since the last one and ``--checkpoint``
-  seconds (default 10) have passed, so that a published checkpoint is never far behind.
+  seconds (default 10) have passed, so that a published checkpoint is never far behind. The
+  worker is the only signer (``CARBON_CHECKPOINT_SIGNING`` ``worker``, the default): registry
+  reads serve the newest signed checkpoint and write nothing.
 
 Several workers, on several hosts, share the work without doing anything twice: webhook
 deliveries are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` and a lease; lapsed orders

@@ -33,6 +33,9 @@ PROBLEMS = {
                                     "retire."),
     "ledger-refused": ("422", "The ledger refused the operation; `detail` says why."),
     "not-payable": ("409", "The test order is not awaiting payment."),
+    "not-signed-yet": ("503", "The entry is recorded but no signed checkpoint covers it yet. "
+                              "The registry signs one every few seconds: retry after the "
+                              "`Retry-After` header's seconds."),
 }
 
 

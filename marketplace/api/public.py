@@ -54,6 +54,10 @@ def certificate(session: Session, seq: int) -> dict[str, Any]:
         return certificates.certificate(session, seq)
     except LookupError:
         raise not_found(f"There is no retirement at ledger entry {seq}.") from None
+    except signing.NotYetSigned:
+        raise not_signed_yet(f"The retirement at entry {seq} is recorded; its certificate is "
+                             "ready once the next checkpoint is signed, in a few seconds.") \
+            from None
     except CheckpointError:
         raise unavailable() from None
 
@@ -61,6 +65,12 @@ def certificate(session: Session, seq: int) -> dict[str, Any]:
 def unavailable() -> Problem:
     return Problem(503, "Service Unavailable", "The registry cannot sign a checkpoint right "
                    "now; please try again later.", headers={"Retry-After": "60"})
+
+
+def not_signed_yet(detail: str) -> Problem:
+    """503 with a short Retry-After: the worker signs a checkpoint within seconds."""
+    return Problem(503, "Not signed yet", detail, slug="not-signed-yet",
+                   headers={"Retry-After": str(signing.RETRY_SECONDS)})
 
 
 def serial_lookup(session: Session, text: str) -> dict[str, Any]:
@@ -95,17 +105,20 @@ def _checkpoint_dict(stored: SignedCheckpoint) -> dict[str, Any]:
 
 
 def checkpoint(session: Session, size: int | None) -> dict[str, Any]:
-    """A signed checkpoint of ``size`` entries, or a current one (signed now if the latest is
-    behind the journal)."""
+    """A signed checkpoint of ``size`` entries, or the newest one signed (the worker signs a new
+    one within seconds of the journal growing)."""
     if size is not None:
         stored = session.get(SignedCheckpoint, size)
         if stored is None:
             raise not_found(f"No checkpoint of size {size} was signed.")
         return _checkpoint_dict(stored)
     try:
-        return _checkpoint_dict(signing.current_checkpoint(session))
+        return _checkpoint_dict(signing.published_checkpoint(session))
     except ChainError:
         raise not_found("The journal is empty: there is no checkpoint yet.") from None
+    except signing.NotYetSigned:
+        raise not_signed_yet("No checkpoint is signed yet; the first is signed in a few "
+                             "seconds.") from None
     except CheckpointError:
         raise unavailable() from None
     except LedgerError:

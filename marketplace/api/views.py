@@ -585,8 +585,8 @@ def serial(serial: str) -> Response:
        responses={200: (schemas.CheckpointSchema, "A C2SP signed note over the journal's "
                                                   "Merkle root.")}, errors=(404, 503))
 def checkpoint() -> Response:
-    """The current signed checkpoint (signed now if the last one is behind the journal), or an
-    earlier one with ``?size=``."""
+    """The newest signed checkpoint (the registry signs one within seconds of the journal
+    growing; 503 with ``Retry-After`` before the first), or an earlier one with ``?size=``."""
     query = load_query(schemas.checkpoint_query)
     with db.session.begin():
         return respond(schemas.checkpoint_out, public.checkpoint(db.session, query.get("size")))

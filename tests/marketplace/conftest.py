@@ -27,7 +27,8 @@ PASSWORD = "a long test password"
 _HASH = generate_password_hash(PASSWORD)  # once per run: scrypt is slow on purpose
 
 CONFIG = {"SECRET_KEY": "test", "STRIPE_WEBHOOK_SECRET": "whsec_test",
-          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "POOL_SEAL_SECONDS": 0}
+          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "POOL_SEAL_SECONDS": 0,
+          "CHECKPOINT_SIGNING": "request"}
 
 
 def make_app(url: str, **overrides: Any) -> Flask:

@@ -28,7 +28,8 @@ _HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # tests o
 
 def make_app(url: str, **overrides: Any) -> Flask:
     config = {"DATABASE_URL": url, "SECRET_KEY": "test", "STRIPE_WEBHOOK_SECRET": "whsec_test",
-              "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "POOL_SEAL_SECONDS": 0}
+              "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "POOL_SEAL_SECONDS": 0,
+          "CHECKPOINT_SIGNING": "request"}
     config.update(overrides)
     return create_app(config)
 
