@@ -32,6 +32,7 @@ from .common import (
     BenchmarkError,
     Report,
     Result,
+    round_ratios,
     add_common_arguments,
     alternate,
     bench_tmpdir,
@@ -139,6 +140,7 @@ def bench_round_trip(report: Report, backend: str, url: str, tmp: Path,
             measured_label="quote -> order (hold, paid by the demo gateway's signed webhook) "
                            "-> retire 2 t, three POSTs with an API key",
             baseline_label="GET of a bare JSON route on the same app and client",
+            round_ratios=round_ratios(trip, base),
         ))
         result.notes.append(
             f"{sizes['rounds']} rounds x {sizes['iterations']}, medians; round trips/s per "

@@ -3,9 +3,13 @@ table and the PASS/MISS verdicts.
 
 The suite's rules (DESIGN.md, "Speed"): every figure is a *ratio* against a baseline measured
 in the same process and the same run, never an absolute time compared with a constant. The
-measured figure and its baseline are timed alternately, in rounds, and each is summarised by
-its median, so that machine noise (other processes, CPU frequency, the disk) hits both alike.
-A run is a report: a missed target still exits 0; a benchmark that cannot run exits non-zero.
+measured figure and its baseline take turns within each round (A B A B ...), the ratio is
+computed per round, and the figure is the median of those per-round ratios, so that machine
+noise (other processes, CPU frequency, the disk) hits both sides of each ratio alike. The
+spread of the per-round ratios ((max - min) / median) is printed beside it; a ratio whose
+rounds disagree by more than ``UNSTABLE_SPREAD`` (30%) is reported as UNSTABLE, not PASS or
+MISS: it is not yet a measurement. A run is a report: a missed target still exits 0; a
+benchmark that cannot run exits non-zero.
 
 Typical use in a benchmark module::
 
@@ -271,6 +275,18 @@ class Measurement:
         return (max(rates) - min(rates)) / mid if mid else math.inf
 
 
+def round_ratios(measured: Measurement, baseline: Measurement) -> list[float]:
+    """Per round, ``measured``'s operations per second over ``baseline``'s (for rates)."""
+    return [a / b if b > 0 else math.inf
+            for a, b in zip(measured.round_rates, baseline.round_rates, strict=True)]
+
+
+def time_ratios(measured: Measurement, baseline: Measurement) -> list[float]:
+    """Per round, ``measured``'s mean time per call over ``baseline``'s (for ms/op figures)."""
+    return [(a / measured.iterations) / (b / baseline.iterations) if b > 0 else math.inf
+            for a, b in zip(measured.round_seconds, baseline.round_seconds, strict=True)]
+
+
 def alternate(tasks: dict[str, Callable[[], object]], *, rounds: int, iterations: int,
               warmup: int = 0, per_call: bool = True,
               resets: dict[str, Callable[[], object]] | None = None) -> dict[str, Measurement]:
@@ -340,6 +356,9 @@ def interleave(tasks: dict[str, Callable[[], object]], *, rounds: int, iteration
 
 # -- targets and results --------------------------------------------------------------------
 
+UNSTABLE_SPREAD = 0.30
+"""Per-round ratios further apart than this (relative to their median) make a figure UNSTABLE."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -379,12 +398,33 @@ class Result:
     error: str | None = None
     flag: str | None = None
     """Shown instead of PASS/MISS/INFO when the figure is only a bound (e.g. "TIMEOUT")."""
+    round_ratios: list[float] = field(default_factory=list)
+    """measured / baseline in each round; when given, the ratio is their median."""
 
     @property
     def ratio(self) -> float:
-        if self.error is not None or self.baseline == 0:
+        if self.error is not None:
+            return math.nan
+        if self.round_ratios:
+            return statistics.median(self.round_ratios)
+        if self.baseline == 0:
             return math.nan
         return self.measured / self.baseline
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the per-round ratios; NaN with fewer than two rounds."""
+        if len(self.round_ratios) < 2:
+            return math.nan
+        middle = statistics.median(self.round_ratios)
+        if not middle or any(math.isinf(r) for r in self.round_ratios):
+            return math.inf
+        return (max(self.round_ratios) - min(self.round_ratios)) / middle
+
+    @property
+    def unstable(self) -> bool:
+        spread = self.spread
+        return not math.isnan(spread) and spread > UNSTABLE_SPREAD
 
     @property
     def status(self) -> str:
@@ -394,6 +434,8 @@ class Result:
             return self.flag
         if self.target is None:
             return "INFO"
+        if self.unstable:
+            return "UNSTABLE"
         return "PASS" if self.target.met(self.ratio) else "MISS"
 
     @classmethod
@@ -421,7 +463,8 @@ def print_table(results: Sequence[Result], *, title: str = "", out: TextIO = sys
     each result's notes (what exactly was measured against what). Rows of one benchmark are
     grouped (e.g. PostgreSQL then SQLite): benchmarks named in ``order`` first, in that order,
     then the others in the order they ran."""
-    header = ("benchmark", "backend", "measured", "baseline", "ratio", "target", "result")
+    header = ("benchmark", "backend", "measured", "baseline", "ratio", "spread", "target",
+              "result")
     first_seen: dict[str, int] = {name: i for i, name in enumerate(order)}
     for r in results:
         first_seen.setdefault(r.benchmark, len(first_seen))
@@ -432,11 +475,12 @@ def print_table(results: Sequence[Result], *, title: str = "", out: TextIO = sys
             r.benchmark, r.backend,
             format_number(r.measured, r.unit), format_number(r.baseline, r.unit),
             "-" if math.isnan(r.ratio) else f"{r.ratio:.3f}",
+            "-" if math.isnan(r.spread) else "inf" if math.isinf(r.spread) else f"{r.spread:.0%}",
             str(r.target) if r.target else "(report)",
             r.status,
         ))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    right = {2, 3, 4}
+    right = {2, 3, 4, 5}
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w)
@@ -455,6 +499,10 @@ def print_table(results: Sequence[Result], *, title: str = "", out: TextIO = sys
         details = []
         if r.measured_label or r.baseline_label:
             details.append(f"measured: {r.measured_label}; baseline: {r.baseline_label}")
+        if r.round_ratios:
+            details.append("per-round ratios " + ", ".join(f"{x:.3g}" for x in r.round_ratios)
+                           + (f" (spread {r.spread:.0%} > {UNSTABLE_SPREAD:.0%}: UNSTABLE)"
+                              if r.unstable else ""))
         if r.error:
             details.append(f"ERROR: {r.error}")
         details.extend(r.notes)

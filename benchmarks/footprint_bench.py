@@ -33,6 +33,7 @@ from .common import (
     BenchmarkError,
     Report,
     Result,
+    round_ratios,
     add_common_arguments,
     alternate,
     at_least,
@@ -132,6 +133,7 @@ def run(backend: str, url: str, report: Report, *, rounds: int, iterations: int)
             name, backend, measured.median_rate, bare.median_rate, "req/s", at_least(TARGET),
             measured_label=label,
             baseline_label="GET /__bench/bare (a route returning 'ok') on the same server",
+            round_ratios=round_ratios(measured, bare),
         ))
         result.notes.append(
             f"{rounds} rounds x {iterations} requests, one at a time over HTTP/1.0 to werkzeug's "

@@ -191,16 +191,15 @@ def bench(report: Report, backend: str, url: str, tmp: Path, sizes: Sizes, clien
                                 f"{rates['kilograms'][-1]:.0f} kilogram retirements/s")
             ratios = [k / t for k, t in zip(rates["kilograms"], rates["tonnes"], strict=True)]
             ratio = statistics.median(ratios)
-            spread = (max(ratios) - min(ratios)) / ratio if ratio else float("inf")
             result = Result(figure, backend, measured=ratio, baseline=1.0, unit="x",
                             target=at_least(5.0) if figure == FIGURE else None,
                             measured_label=f"{statistics.median(rates['kilograms']):,.0f} "
                                            "kg retirements/s",
                             baseline_label=f"{statistics.median(rates['tonnes']):,.0f} "
-                                           "t retirements/s")
-            result.notes.append(f"per-round ratios {', '.join(f'{x:.2f}' for x in ratios)}; "
-                                f"spread {spread:.0%}; {clients} clients, gunicorn {workers} "
-                                f"workers x {threads} threads")
+                                           "t retirements/s",
+                            round_ratios=ratios)
+            result.notes.append(f"{clients} clients, gunicorn {workers} workers x {threads} "
+                                "threads")
             report.add(result)
     report.note(check(url))
 

@@ -46,6 +46,8 @@ from .common import (
     BenchmarkError,
     Report,
     Result,
+    round_ratios,
+    time_ratios,
     add_common_arguments,
     alternate,
     at_least,
@@ -230,6 +232,7 @@ def bench_retire_rate(report: Report, backend: str, url: str, sizes: Sizes,
                            "(Session + begin + commit)",
             baseline_label="one-row INSERT into bench_plain + COMMIT, same engine and pool "
                            "(Session + begin + commit)",
+            round_ratios=round_ratios(retire, base),
         ))
         result.notes.append(
             f"{sizes.retire_rounds} rounds x {sizes.retire_iterations}, medians; per-round "
@@ -678,6 +681,7 @@ def _history_diagnostic(report: Report, backend: str, engine: Engine, sizes: Siz
         measured_label=f"retire 1 t by the inventory ({spent_history:,} spent blocks in its "
                        f"history, {len(ledger.blocks):,} blocks in its batch)",
         baseline_label="retire 1 t by a new holder of a new batch, same database",
+        round_ratios=time_ratios(old, new),
     ))
     result.notes.append("ratio ~1 expected; > 1 means a retire's cost grows with the history "
                         "of its holder or batch (EXPLAIN the _inputs query and the block "
@@ -753,6 +757,7 @@ def bench_block_size(report: Report, backend: str, url: str, sizes: Sizes) -> No
             small.median_call * 1e3, "ms/op", at_most(1.2),
             measured_label=f"retire 1 t from a {BIG_BLOCK:,} t block, one per transaction",
             baseline_label=f"retire 1 t from a {SMALL_BLOCK} t block, one per transaction",
+            round_ratios=time_ratios(big, small),
         ))
         result.notes.append(
             f"{sizes.block_rounds} rounds x {sizes.block_iterations}, turn about, median of "

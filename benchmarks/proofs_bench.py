@@ -2,7 +2,8 @@
 
 1. offline verification: ``ledger.verify.verify_export`` entries per second over a journal
    export of 1,000,000 entries (``--quick``: 100,000), against SHA-256 alone over the same
-   record bytes, in memory, in the same run. Target >= 0.2.
+   record bytes, in memory, in the same run, each verify run against the SHA-256 runs either
+   side of it. Target >= 0.05 (issue 14; DESIGN's long-run aim is 0.2).
 2. inclusion proof: ``ledger.tree.inclusion`` time per proof from a database whose
    ``ledger_merkle_nodes`` holds a tree of 1,000,000 leaves (``--quick``: 100,000), against
    the same from a database holding a tree of 1,000 leaves, proofs for random leaves, turn
@@ -50,6 +51,7 @@ from .common import (
     BenchmarkError,
     Report,
     Result,
+    time_ratios,
     add_common_arguments,
     at_least,
     at_most,
@@ -62,6 +64,7 @@ from .common import (
 
 ORIGIN = "selva.example/ledger"
 VERIFY_RATE = "offline verify entries / s"
+VERIFY_TARGET = 0.05
 PROOF_TIME = "inclusion proof, big / small tree"
 
 
@@ -79,10 +82,10 @@ class Sizes:
     """Seconds the timed proofs may take in all (per backend), which caps the iterations."""
 
 
-FULL = Sizes(verify_entries=1_000_000, customers=2_000, verify_runs=2, sha_rounds=9,
+FULL = Sizes(verify_entries=1_000_000, customers=2_000, verify_runs=3, sha_rounds=12,
              tree_big=1_000_000, tree_small=1_000, proof_rounds=5, proof_iterations=400,
              proof_budget=90.0)
-QUICK = Sizes(verify_entries=100_000, customers=500, verify_runs=2, sha_rounds=6,
+QUICK = Sizes(verify_entries=100_000, customers=500, verify_runs=3, sha_rounds=8,
               tree_big=100_000, tree_small=1_000, proof_rounds=3, proof_iterations=150,
               proof_budget=20.0)
 
@@ -296,15 +299,21 @@ def bench_verify(report: Report, sizes: Sizes, tmp: Path, profile: bool) -> None
                     "alternating")
     sha_times: list[float] = []
     verify_times: list[float] = []
+    gaps: list[list[float]] = []
     per_gap = max(1, sizes.sha_rounds // (sizes.verify_runs + 1))
     for run in range(sizes.verify_runs + 1):
-        sha_times.extend(sha_all() for _ in range(per_gap))
+        gaps.append([sha_all() for _ in range(per_gap)])
+        sha_times.extend(gaps[-1])
         if run < sizes.verify_runs:
             verify_times.append(verify_once())
     sha_s = statistics.median(sha_times)
     verify_s = statistics.median(verify_times)
+    # Each verify run against the SHA-256 runs on either side of it (A B A B ...).
+    ratios = [statistics.median(gaps[i] + gaps[i + 1]) / took
+              for i, took in enumerate(verify_times)]
     result = report.add(Result(
-        VERIFY_RATE, "files", n / verify_s, n / sha_s, "entries/s", at_least(0.2),
+        VERIFY_RATE, "files", n / verify_s, n / sha_s, "entries/s", at_least(VERIFY_TARGET),
+        round_ratios=ratios,
         measured_label=f"ledger.verify.verify_export over an export of {n:,} entries "
                        f"(median of {len(verify_times)} runs: "
                        f"{', '.join(f'{t:.1f}' for t in verify_times)} s)",
@@ -464,6 +473,7 @@ def bench_proofs(report: Report, backend: str, tmp: Path, sizes: Sizes, admin_ur
                        f"({2 * big_n - bin(big_n).count('1'):,} stored nodes), own Session "
                        "per proof",
         baseline_label=f"the same in a database holding a {small_n:,}-leaf tree",
+        round_ratios=time_ratios(big, small),
     ))
     result.notes.append(
         f"{big.rounds} rounds x {big.iterations} proofs per tree, turn about, "

@@ -23,6 +23,7 @@ Run with ``python -m benchmarks web`` (``--quick``, ``--backend``, ``--only``, `
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import secrets
@@ -463,6 +464,8 @@ def bench_pages(report: Report, backend: str, server: Server, sizes: Sizes,
             f"{PAGE_RATE}: {path}", backend, rate, bare, "req/s", at_least(0.3),
             measured_label=f"GET {path} ({label}, {sizes_of[path]:,} B)",
             baseline_label=f"GET {BARE_PATH} on the same server ({sizes_of[BARE_PATH]} B)",
+            round_ratios=[page.rate / base.rate if base.rate else math.inf
+                          for page, base in zip(rounds[path], rounds[BARE_PATH], strict=True)],
         ))
         result.notes.append(
             f"gunicorn gthread {server.workers} workers x {server.threads} threads, {clients} "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -271,16 +271,17 @@ def build(item: _Claimed) -> EmailMessage:
 
 def _certificate_pdf(seq: int) -> bytes:
     """The certificate's PDF, as the registry serves it (rendered on the site's address)."""
-    from . import certificates
+    from . import certificates, pdfstore
     from .database import db
     from .modes import LIVE
     from .registry import pdf_from_html, render_certificate_print
     from .urls import site_url
 
     with current_app.test_request_context(base_url=site_url()), db.use(LIVE):
-        with db.session.begin():
-            cert = certificates.certificate(db.session, seq, sign=True)
-        return pdf_from_html(render_certificate_print(cert))
+        return pdfstore.pdf_for(
+            "retirement", str(seq), request.url_root,
+            lambda: certificates.certificate(db.session, seq, sign=True),
+            lambda cert: pdf_from_html(render_certificate_print(cert))).pdf
 
 
 def _send(message: EmailMessage) -> None:

@@ -57,7 +57,7 @@ from ledger.serials import parse_serial
 from ledger import origin as ledger_origin
 
 from . import access, certificates, formatting, inputs, kg_certificates, kilograms, modes
-from . import pool_registry, signing
+from . import pdfstore, pool_registry, signing
 from . import origin as origin_service
 from .urls import registry_blueprint
 from .database import db
@@ -573,14 +573,23 @@ def pdf_from_html(html: str) -> bytes:
 @bp.get("/registry/certificates/<int:seq>.pdf")
 @limiter.limit("30 per minute")
 def certificate_pdf(seq: int) -> Response:
+    """The certificate's PDF: rendered on the first request, then served from storage."""
     try:
-        with db.session.begin():
-            cert = _certificate(seq)
+        found = pdfstore.pdf_for("retirement", str(seq), request.url_root,
+                                 lambda: _certificate(seq),
+                                 lambda cert: pdf_from_html(render_certificate_print(cert)))
     except _NotSigned as exc:
         return _pending_page(exc.pending, 202)
-    pdf = pdf_from_html(render_certificate_print(cert))
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.pdf"'
+    return _pdf_response(found, f"selva-certificate-{seq}.pdf")
+
+
+def _pdf_response(found: pdfstore.StoredPdf, filename: str) -> Response:
+    """A stored or fresh certificate PDF, with its digest as a strong ETag (304 on a match)."""
+    response = Response(found.pdf, mimetype="application/pdf")
+    response.set_etag(found.digest)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    response.make_conditional(request)
     return response
 
 
@@ -596,6 +605,7 @@ def erase(seq: int) -> WerkzeugResponse:
         except LookupError:
             abort(404, description=f"There is no retirement at ledger entry {seq}.")
         erased = operations.erase_beneficiary(db.session, seq)
+        pdfstore.forget(db.session, "retirement", str(seq))
     if erased:
         flash("The beneficiary's name and salt are erased. The certificate now says the name "
               "was withheld, and the ledger still verifies.", "success")
@@ -667,13 +677,12 @@ def _kg_certificate(allocation: KgAllocation) -> dict[str, Any]:
 
 
 def _sealed_kg_certificate(reference: str) -> dict[str, Any]:
-    """The certificate of allocation ``reference``, in its own transaction; 404 if there is no
-    such paid-for allocation, ``_NotSigned`` while it waits to be sealed or signed."""
-    with db.session.begin():
-        allocation = _kg_allocation(reference)
-        if kg_certificates.status(allocation) == kg_certificates.PENDING:
-            raise _NotSigned(_kg_pending(allocation))
-        return _kg_certificate(allocation)
+    """The certificate of allocation ``reference``, in the caller's transaction; 404 if there is
+    no such paid-for allocation, ``_NotSigned`` while it waits to be sealed or signed."""
+    allocation = _kg_allocation(reference)
+    if kg_certificates.status(allocation) == kg_certificates.PENDING:
+        raise _NotSigned(_kg_pending(allocation))
+    return _kg_certificate(allocation)
 
 
 def _kg_pending(allocation: KgAllocation) -> dict[str, Any]:
@@ -701,7 +710,8 @@ def kg_certificate(reference: str) -> str | Response:
     """A kilogram allocation's certificate; while it is being written into the ledger, a page
     that says so and refreshes itself."""
     try:
-        cert = _sealed_kg_certificate(reference)
+        with db.session.begin():
+            cert = _sealed_kg_certificate(reference)
     except _NotSigned as exc:
         return _pending_page(exc.pending, 200)
     return render_template("registry/kg_certificate.html", cert=cert, show=_kg_display(cert))
@@ -712,7 +722,8 @@ def kg_certificate_json(reference: str) -> Response:
     """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` while the
     allocation is being written into the ledger."""
     try:
-        cert = _sealed_kg_certificate(reference)
+        with db.session.begin():
+            cert = _sealed_kg_certificate(reference)
     except _NotSigned as exc:
         return _pending_json(exc.pending)
     response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
@@ -733,15 +744,16 @@ def render_kg_certificate_print(cert: dict[str, Any]) -> str:
 @bp.get("/registry/kg/<reference>.pdf")
 @limiter.limit("30 per minute")
 def kg_certificate_pdf(reference: str) -> Response:
+    """The certificate's PDF: rendered on the first request, then served from storage."""
+    if not kg_certificates.REFERENCE.fullmatch(reference):
+        abort(404, description=KG_NOT_FOUND)
     try:
-        cert = _sealed_kg_certificate(reference)
+        found = pdfstore.pdf_for("allocation", reference, request.url_root,
+                                 lambda: _sealed_kg_certificate(reference),
+                                 lambda cert: pdf_from_html(render_kg_certificate_print(cert)))
     except _NotSigned as exc:
         return _pending_page(exc.pending, 202)
-    pdf = pdf_from_html(render_kg_certificate_print(cert))
-    response = Response(pdf, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = \
-        f'inline; filename="selva-certificate-{reference}.pdf"'
-    return response
+    return _pdf_response(found, f"selva-certificate-{reference}.pdf")
 
 
 @bp.post("/registry/kg/<reference>/erase")
@@ -759,6 +771,7 @@ def kg_erase(reference: str) -> WerkzeugResponse:
             abort(409, description="This allocation is still being written into the ledger. "
                                    "Try again in a few seconds.")
         erased = operations.erase_allocation_beneficiary(db.session, seq, index)
+        pdfstore.forget(db.session, "allocation", allocation.reference)
     if erased:
         flash("The beneficiary's name and salt are erased. The certificate now says the name "
               "was withheld, and the ledger still verifies.", "success")

@@ -668,3 +668,59 @@ def test_the_app_never_signs_a_checkpoint_under_another_origin(
     with transaction(app) as session:
         signed = tree.sign_checkpoint(session, signer, "selva.example/ledger")
         assert signed.note.startswith("selva.example/ledger\n")
+
+
+def test_a_certificate_pdf_is_rendered_once_and_again_after_an_erasure(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from marketplace.models.rendered import CertificatePdf
+
+    customer = buyer(app)
+    _, [seq] = buy(app, customer, "868", 1, beneficiary="Grace Hopper")
+    rendered: list[str] = []
+    real = registry.pdf_from_html
+
+    def counting(html: str) -> bytes:
+        rendered.append(html)
+        return real(html)
+
+    monkeypatch.setattr(registry, "pdf_from_html", counting)
+    anonymous = app.test_client()
+    first = anonymous.get(f"/registry/certificates/{seq}.pdf")
+    second = anonymous.get(f"/registry/certificates/{seq}.pdf")
+    assert first.status_code == second.status_code == 200
+    assert len(rendered) == 1 and "Grace Hopper" in rendered[0]
+    assert second.data == first.data and first.data.startswith(b"%PDF-")
+    etag = first.headers["ETag"]
+    assert etag and second.headers["ETag"] == etag
+    again = anonymous.get(f"/registry/certificates/{seq}.pdf", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b"" and len(rendered) == 1
+    with transaction(app) as session:
+        row = session.get(CertificatePdf, ("retirement", str(seq)))
+        assert row is not None and bytes(row.pdf) == first.data
+
+    add_user(app, "pdf-op@example.org", "Petra Operator", role="operator")
+    operator = app.test_client()
+    login(operator, "pdf-op@example.org")
+    assert operator.post(f"/registry/certificates/{seq}/erase").status_code == 302
+    with transaction(app) as session:  # the stored PDF with the name went with the erasure
+        assert session.get(CertificatePdf, ("retirement", str(seq))) is None
+    after = anonymous.get(f"/registry/certificates/{seq}.pdf", headers={"If-None-Match": etag})
+    assert after.status_code == 200 and after.headers["ETag"] != etag
+    assert len(rendered) == 2 and "Grace Hopper" not in rendered[1]
+    assert anonymous.get(f"/registry/certificates/{seq}.pdf").data == after.data
+    assert len(rendered) == 2
+
+    # When what the certificate can change with moves (the origin registry recorded
+    # something), the certificate is built again: unchanged, the stored PDF is kept...
+    with transaction(app) as session:
+        session.get(CertificatePdf, ("retirement", str(seq))).stamp = "moved"
+    assert anonymous.get(f"/registry/certificates/{seq}.pdf").data == after.data
+    assert len(rendered) == 2
+    with transaction(app) as session:
+        assert session.get(CertificatePdf, ("retirement", str(seq))).stamp != "moved"
+    # ...and changed (its digest differs), it is rendered anew.
+    with transaction(app) as session:
+        row = session.get(CertificatePdf, ("retirement", str(seq)))
+        row.stamp, row.digest = "moved", "0" * 64
+    assert anonymous.get(f"/registry/certificates/{seq}.pdf").status_code == 200
+    assert len(rendered) == 3

@@ -39,6 +39,7 @@ from ledger.schema import Block, Entry, PoolRetirement, Project
 from ledger.verify import Invalid, main, verify_certificate
 from marketplace import checkout, kilograms, registry
 from marketplace.database import db
+from marketplace.models.rendered import CertificatePdf
 from marketplace.models import Listing, Order, User
 from marketplace.models.pools import KgAllocation
 
@@ -723,10 +724,13 @@ def test_unpaid_released_and_unknown_references_are_404(app: Flask) -> None:
     assert allocation_of(app, unpaid).state == "reserved"
     client = app.test_client()
     for reference in (unpaid, lapsed, "kg_0123456789abcdef", "kg_0123456789ABCDEF",
-                      "kg_0123456789abcde", "KG-0123456789AB", "kg_0123456789abcdef0", "1", "x"):
+                      "kg_0123456789abcde", "KG-0123456789AB", "kg_0123456789abcdef0", "1", "x",
+                      "kg_" + "a" * 60):
         for suffix in ("", ".json", ".pdf"):
             html = page(client, f"/registry/kg/{reference}{suffix}", 404)
             assert "There is no kilogram certificate with that reference" in html
+    for suffix in ("", ".json", ".pdf"):  # a NUL byte (PostgreSQL refuses it in text)
+        page(client, f"/registry/kg/kg_%00123456789abcd{suffix}", 404)
 
 
 # -- erasure ------------------------------------------------------------------------------------
@@ -747,10 +751,19 @@ def test_erasure_withholds_the_kg_beneficiary(app: Flask, verifier: str) -> None
     assert customer.post(f"/registry/kg/{reference}/erase").status_code == 403
     assert ops.post("/registry/kg/kg_0123456789abcdef/erase").status_code == 404
     assert "Ada Lovelace" in page(anonymous, f"/registry/kg/{reference}")
+    pdf = anonymous.get(f"/registry/kg/{reference}.pdf")
+    assert pdf.status_code == 200 and anonymous.get(
+        f"/registry/kg/{reference}.pdf", headers={"If-None-Match": pdf.headers["ETag"]}
+    ).status_code == 304  # stored, and served from storage
+    with transaction(app) as session:
+        assert session.get(CertificatePdf, ("allocation", reference)) is not None
 
     response = ops.post(f"/registry/kg/{reference}/erase")
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/registry/kg/{reference}")
+    with transaction(app) as session:  # the stored PDF with the name went with the erasure
+        assert session.get(CertificatePdf, ("allocation", reference)) is None
+    assert anonymous.get(f"/registry/kg/{reference}.pdf").headers["ETag"] != pdf.headers["ETag"]
     assert ops.post(f"/registry/kg/{reference}/erase").status_code == 302  # idempotent
 
     html = page(anonymous, f"/registry/kg/{reference}")
