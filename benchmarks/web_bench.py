@@ -1,9 +1,13 @@
 """Web benchmarks (DESIGN.md, "Speed"), measured through a real gunicorn server on PostgreSQL:
 
-1. page rate: requests per second for the home page ``/``, the catalogue ``/projects`` and a
-   project page ``/projects/<slug>``, each against a bare Flask route (``/__bare``, added to
-   the same app, so the same server, workers, middleware and client) in the same run. Rounds
-   alternate the four targets; each figure is the median round. Target >= 0.3 for each page.
+1. page rate: requests per second for the home page ``/``, the catalogue ``/projects``, a
+   project page ``/projects/<slug>``, the registry overview ``/registry`` and a certificate
+   page ``/registry/certificates/<seq>``, each against a bare Flask route (``/__bare``, added
+   to the same app, so the same server, workers, middleware and client) in the same run.
+   Rounds rotate the targets; each figure is the median of per-round ratios. Target >= 0.3
+   for each page. Reported beside them: a repeat visit of the catalogue that sends the ETag
+   it was given (``304 Not Modified``). Clients keep no cookies: every request is a first
+   visit (a new session and CSRF token on pages with forms).
 2. contention: 100 buyers check out 1 t each at the same moment from a listing with 50 t
    left, then pay through the demo gateway. Tonnes sold must be exactly 50, none oversold,
    and no response may be a 5xx.
@@ -55,9 +59,12 @@ from .common import (
 
 ROOT = Path(__file__).resolve().parent.parent
 BARE_PATH = "/__bare"
-PAGES = {"/": "Home page", "/projects": "Catalogue", "/projects/alto-mayo": "Project page"}
+CERTIFICATE_PAGE = "/registry/certificates/{seq}"
+PAGES = {"/": "Home page", "/projects": "Catalogue", "/projects/alto-mayo": "Project page",
+         "/registry": "Registry overview", CERTIFICATE_PAGE: "Certificate page"}
 PAGE_MARKERS = {"/": b"Alto Mayo", "/projects": b"/projects/alto-mayo",
-                "/projects/alto-mayo": b'name="csrf_token"'}
+                "/projects/alto-mayo": b'name="csrf_token"', "/registry": b"Public registry",
+                CERTIFICATE_PAGE: b"ledger.verify --certificate"}
 """Something each page must contain, so a fast error page cannot pass for a page."""
 CONTENTION_SLUG = "bench-contention"
 PASSWORD = "bench password 123"
@@ -135,6 +142,7 @@ def gunicorn(url: str, tmp: Path, *, workers: int, threads: int, secret: str,
         "CARBON_SECRET_KEY": secret,
         "CARBON_STRIPE_WEBHOOK_SECRET": "whsec_" + secret,
         "CARBON_PAYMENT_GATEWAY": "demo",
+        "CARBON_CHECKPOINT_KEY": str(checkpoint_key(tmp)),
         "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
     gunicorn_bin = Path(sys.executable).with_name("gunicorn")
@@ -305,7 +313,9 @@ class Client:
             if name == "set-cookie":
                 cookies.append(value)
             headers[name] = value
-        if "content-length" in headers:
+        if status in (204, 304) or 100 <= status < 200:
+            body, self.buffer = b"", buffer  # no body, whatever the headers say (RFC 9110)
+        elif "content-length" in headers:
             length = int(headers["content-length"])
             while len(buffer) < length:
                 chunk = sock.recv(max(65536, length - len(buffer)))
@@ -375,11 +385,13 @@ class Round:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
 
 
-def load_round(port: int, path: str, clients: int, seconds: float, max_requests: int) -> Round:
+def load_round(port: int, path: str, clients: int, seconds: float, max_requests: int,
+               headers: str = "", expect: int = 200) -> Round:
     """``clients`` threads, each on its own keep-alive connection, GET ``path`` back to back
-    until ``seconds`` have passed or each has made ``max_requests``."""
+    until ``seconds`` have passed or each has made ``max_requests``. ``headers``: extra header
+    lines (each ending in CRLF); an answer other than ``expect`` counts as an error."""
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               "User-Agent: selva-bench/1\r\nAccept: text/html\r\n\r\n").encode()
+               f"User-Agent: selva-bench/1\r\nAccept: text/html\r\n{headers}\r\n").encode()
     start_gate = threading.Barrier(clients + 1)
     counts = [0] * clients
     errors = [0] * clients
@@ -398,7 +410,7 @@ def load_round(port: int, path: str, clients: int, seconds: float, max_requests:
                 while done < max_requests and clock() < deadline:
                     status, _ = client.raw(request)
                     done += 1
-                    if status != 200:
+                    if status != expect:
                         errors[i] += 1
                         statuses[i][status] = statuses[i].get(status, 0) + 1
                 counts[i] = done
@@ -428,40 +440,61 @@ def load_round(port: int, path: str, clients: int, seconds: float, max_requests:
     return Round(path, sum(counts), elapsed, sum(errors), merged)
 
 
+REPEAT = "repeat visit (If-None-Match)"
+
+
 def bench_pages(report: Report, backend: str, server: Server, sizes: Sizes,
-                clients: int) -> None:
+                clients: int, certificate: int) -> None:
+    """Each page against the bare route, rotated within each round; and a repeat visit of the
+    catalogue that sends the ETag it was given (a 304 with no body), reported."""
     port = server.port
-    targets = [BARE_PATH, *PAGES]
+    pages = {path.format(seq=certificate): label for path, label in PAGES.items()}
+    markers = {path.format(seq=certificate): marker for path, marker in PAGE_MARKERS.items()}
     with Client(port) as client:
-        for path in targets:
+        for path in [BARE_PATH, *pages]:
             response = client.get(path)
-            marker = PAGE_MARKERS.get(path, b"ok")
+            marker = markers.get(path, b"ok")
             if response.status != 200 or marker not in response.body:
                 raise BenchmarkError(f"GET {path} answered {response.status} without "
                                      f"{marker!r}: {response.text()[:300]!r}")
     with Client(port) as client:
-        sizes_of = {path: len(client.get(path).body) for path in targets}
+        sizes_of = {path: len(client.get(path).body) for path in [BARE_PATH, *pages]}
+        etag = client.get("/projects").headers.get("etag", "")
+    if not etag:
+        raise BenchmarkError("GET /projects answered without an ETag")
+    conditional = f"If-None-Match: {etag}\r\n"
+    targets = [BARE_PATH, *pages, REPEAT]
+
+    def run(target: str, seconds: float) -> Round:
+        if target == REPEAT:
+            return load_round(port, "/projects", clients, seconds, sizes.max_requests,
+                              headers=conditional, expect=304)
+        return load_round(port, target, clients, seconds, sizes.max_requests)
+
     report.progress(f"{backend}: warming up ({sizes.warmup_seconds:g} s per target)")
-    for path in targets:
-        load_round(port, path, clients, sizes.warmup_seconds, sizes.max_requests)
+    for target in targets:
+        run(target, sizes.warmup_seconds)
     report.progress(f"{backend}: {sizes.rounds} rounds x {len(targets)} targets x "
                     f"{sizes.seconds:g} s, {clients} keep-alive clients")
-    rounds: dict[str, list[Round]] = {path: [] for path in targets}
+    rounds: dict[str, list[Round]] = {target: [] for target in targets}
     for r in range(sizes.rounds):
         order = targets[r % len(targets):] + targets[:r % len(targets)]
-        for path in order:
-            measured = load_round(port, path, clients, sizes.seconds, sizes.max_requests)
+        for target in order:
+            measured = run(target, sizes.seconds)
             if measured.errors:
-                raise BenchmarkError(f"GET {path}: {measured.errors} of {measured.requests} "
-                                     f"responses were not 200 ({measured.statuses}):\n"
+                raise BenchmarkError(f"GET {target}: {measured.errors} of {measured.requests} "
+                                     f"responses were not as expected ({measured.statuses}):\n"
                                      f"{server.log_tail()}")
-            rounds[path].append(measured)
+            rounds[target].append(measured)
     bare = statistics.median(r.rate for r in rounds[BARE_PATH])
     bare_rates = ", ".join(f"{r.rate:,.0f}" for r in rounds[BARE_PATH])
-    for path, label in PAGES.items():
+    sizes_of[REPEAT] = 0
+    for path, label in [*pages.items(), (REPEAT, "GET /projects with the ETag it was given: "
+                                                  "304 Not Modified")]:
         rate = statistics.median(r.rate for r in rounds[path])
         result = report.add(Result(
-            f"{PAGE_RATE}: {path}", backend, rate, bare, "req/s", at_least(0.3),
+            f"{PAGE_RATE}: {path}", backend, rate, bare, "req/s",
+            None if path == REPEAT else at_least(0.3),
             measured_label=f"GET {path} ({label}, {sizes_of[path]:,} B)",
             baseline_label=f"GET {BARE_PATH} on the same server ({sizes_of[BARE_PATH]} B)",
             round_ratios=[page.rate / base.rate if base.rate else math.inf
@@ -472,22 +505,38 @@ def bench_pages(report: Report, backend: str, server: Server, sizes: Sizes,
             f"keep-alive clients in this process; {sizes.rounds} rounds of {sizes.seconds:g} s, "
             f"targets rotated; per-round req/s {path}: "
             f"[{', '.join(f'{r.rate:,.0f}' for r in rounds[path])}], bare: [{bare_rates}]; "
-            f"every response 200")
+            f"every response {304 if path == REPEAT else 200}")
 
 
 # -- 2. 100 concurrent checkouts for 50 t -----------------------------------------------------
 
 
-def _make_app(url: str, secret: str) -> Any:
+def checkpoint_key(tmp: Path) -> Path:
+    """The run's checkpoint signer key (made once, in the run's temporary folder)."""
+    from ledger.checkpoint import write_keypair
+
+    folder = tmp / "keys"
+    key = folder / "selva.example_ledger.key"
+    if not key.exists():
+        folder.mkdir(exist_ok=True)
+        write_keypair(folder, "selva.example/ledger")
+    return key
+
+
+def _make_app(url: str, secret: str, tmp: Path) -> Any:
     from marketplace import create_app
 
     return create_app({"DATABASE_URL": url, "SECRET_KEY": secret,
                        "STRIPE_WEBHOOK_SECRET": "whsec_" + secret,
+                       "CHECKPOINT_KEY": str(checkpoint_key(tmp)),
                        "PAYMENT_GATEWAY": "demo", "RATELIMIT_ENABLED": False})
 
 
 def load_demo(app: Any) -> dict[str, int]:
-    from marketplace import demo
+    """The demo data, and a checkpoint signed over it (as the worker would) so that its
+    certificates are served. Returns what was added, the listings and the first retirement."""
+    from ledger.schema import Entry
+    from marketplace import demo, signing
     from marketplace.database import db
     from marketplace.models import Listing
 
@@ -499,9 +548,12 @@ def load_demo(app: Any) -> dict[str, int]:
         with db.session.begin():
             listed = db.session.scalar(select(func.count(Listing.id))
                                        .where(Listing.status == "listed"))
-    if not listed:
-        raise BenchmarkError("the demo data loaded no listings")
-    return {**added, "listed": int(listed)}
+            retirement = db.session.scalar(select(func.min(Entry.seq))
+                                           .where(Entry.kind == "retire"))
+            signing.current_checkpoint(db.session)
+    if not listed or not retirement:
+        raise BenchmarkError("the demo data loaded no listings or no retirement")
+    return {**added, "listed": int(listed), "retirement": int(retirement)}
 
 
 def add_contention_listing(app: Any, stock: int) -> tuple[int, int]:
@@ -796,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
                 with fresh_database(backend, tmp, admin_url=args.postgres_url,
                                     label="web") as url:
                     with report.guard(PAGE_RATE, backend):
-                        app = _make_app(url, secret)
+                        app = _make_app(url, secret, tmp)
                         loaded = load_demo(app)
                         report.progress(f"{backend}: demo data loaded ({loaded})")
                         ready = True
@@ -806,7 +858,8 @@ def main(argv: list[str] | None = None) -> int:
                         with report.guard(PAGE_RATE, backend):
                             with gunicorn(url, tmp, workers=args.workers, threads=args.threads,
                                           secret=secret) as server:
-                                bench_pages(report, backend, server, sizes, args.clients)
+                                bench_pages(report, backend, server, sizes, args.clients,
+                                            loaded["retirement"])
                     if "contention" in only:
                         with report.guard(CONTENTION, backend):
                             # More threads than for the page rates: 32 requests in flight at

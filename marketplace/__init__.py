@@ -33,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         origin_views,
         orders,
         orgs,
+        pagecache,
         registry,
         security,
     )
@@ -50,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     inputs.register_converters(app)
     config.load(app, test_config)
     db.init_app(app)
+    pagecache.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Flask, abort, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, contains_eager
 
@@ -24,7 +24,7 @@ from ledger.origin import labels_at
 from ledger.records import UNLABELLED, Labels
 from ledger.schema import Account, Batch, Project
 
-from . import checkout, formatting, inputs
+from . import checkout, formatting, inputs, pagecache
 from .database import db
 from .formatting import SDG_NAMES, vintage_label
 from .models import Listing
@@ -311,15 +311,26 @@ def facets(offers: list[Offer]) -> Facets:
 # -- views ---------------------------------------------------------------------------------
 
 
+def _stock_page(render: Callable[[], str]) -> str | Response:
+    """A page showing listings and their stock: cached until the ledger or a listing changes,
+    and at most ``PAGE_STOCK_SECONDS`` (reservations)."""
+    return pagecache.page([pagecache.head_seq(), *pagecache.listings_changed()], render,
+                          stock=True)
+
+
 @bp.get("/")
-def home() -> str:
+def home() -> str | Response:
+    return _stock_page(_home)
+
+
+def _home() -> str:
     session = db.session
     with session.begin():
         offers = build_offers(session, listed(session))
         totals = BatchTotals()
         for batch_totals in queries.batch_totals(session).values():
             totals.add(batch_totals)
-        return render_template(
+        return pagecache.render_template(
             "catalogue/home.html",
             offers=offers[:6],
             more=len(offers) > 6,
@@ -330,7 +341,11 @@ def home() -> str:
 
 
 @bp.get("/projects")
-def index() -> str:
+def index() -> str | Response:
+    return _stock_page(_index)
+
+
+def _index() -> str:
     session = db.session
     f = parse_filters(request.args)
     with session.begin():
@@ -346,7 +361,7 @@ def index() -> str:
         def page_url(number: int) -> str:
             return url_for("catalogue.index", **args, page=number)
 
-        return render_template(
+        return pagecache.render_template(
             "catalogue/index.html",
             offers=shown,
             total=len(matched),
@@ -363,7 +378,11 @@ def index() -> str:
 
 
 @bp.get("/projects/<slug>")
-def project(slug: str) -> str:
+def project(slug: str) -> str | Response:
+    return _stock_page(lambda: _project(slug))
+
+
+def _project(slug: str) -> str:
     session = db.session
     with session.begin():
         found = listed(session, slug)
@@ -371,8 +390,9 @@ def project(slug: str) -> str:
             abort(404, description="There is no project on sale at this address.")
         offer = build_offers(session, found)[0]
         totals = queries.project_totals(session).get(offer.project.id, BatchTotals())
-        return render_template("catalogue/project.html", offer=offer, listing=offer.listing,
-                               project=offer.project, totals=totals)
+        return pagecache.render_template("catalogue/project.html", offer=offer,
+                                         listing=offer.listing, project=offer.project,
+                                         totals=totals)
 
 
 def register(app: Flask) -> None:

@@ -41,6 +41,11 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # "worker": only `flask worker` signs checkpoints and registry reads are read-only;
         # "request": a registry read signs when the journal is ahead (no worker needed).
         "CHECKPOINT_SIGNING": "worker",
+        # Rendered pages (marketplace.pagecache): Redis at CACHE_URL, else in each process.
+        "CACHE_URL": None,
+        "PAGE_CACHE": True,
+        "PAGE_STOCK_SECONDS": 5.0,
+        "PAGE_CACHE_ENTRIES": 2048,
     }
 
 

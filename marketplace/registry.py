@@ -43,6 +43,7 @@ from ledger.merkle import MerkleProofError
 from ledger.rules import MAX_SERIAL, PURPOSES
 from ledger.schema import (
     Account,
+    Allocation,
     Batch,
     BatchLabel,
     Beneficiary,
@@ -57,7 +58,7 @@ from ledger.serials import parse_serial
 from ledger import origin as ledger_origin
 
 from . import access, certificates, formatting, inputs, kg_certificates, kilograms, modes
-from . import pdfstore, pool_registry, signing
+from . import pagecache, pdfstore, pool_registry, signing
 from . import origin as origin_service
 from .urls import registry_blueprint
 from .database import db
@@ -115,7 +116,13 @@ def holder_label(kind: str | None) -> str:
 
 
 @bp.get("/registry")
-def index() -> str:
+def index() -> str | Response:
+    """The registry's totals, projects and latest entries: cached until an entry is added or a
+    checkpoint signed."""
+    return pagecache.page([pagecache.head_seq(), pagecache.signed_size()], _index)
+
+
+def _index() -> str:
     session = db.session
     with session.begin():
         projects = queries.projects(session)
@@ -124,7 +131,7 @@ def index() -> str:
         overall = queries.BatchTotals()
         for project_totals in per_project.values():
             overall.add(project_totals)
-        return render_template(
+        return pagecache.render_template(
             "registry/index.html",
             projects=projects,
             totals=totals,
@@ -516,13 +523,22 @@ def _pending_json(pending: dict[str, Any]) -> Response:
 @bp.get("/registry/certificates/<int:seq>")
 def certificate(seq: int) -> str | Response:
     """A retirement's certificate; until a signed checkpoint covers it (seconds), a page that
-    says so and refreshes itself."""
-    try:
-        with db.session.begin():
-            cert = _certificate(seq)
-    except _NotSigned as exc:
-        return _pending_page(exc.pending, 200)
-    return render_template("registry/certificate.html", cert=cert, show=_display(cert))
+    says so and refreshes itself. Cached until its name is erased, the origin registry records
+    something or a checkpoint is signed."""
+    if seq > inputs.MAX_BIGINT:
+        abort(404, description=f"There is no retirement at ledger entry {seq}.")
+
+    def render() -> str | Response:
+        try:
+            with db.session.begin():
+                cert = _certificate(seq)
+        except _NotSigned as exc:
+            return _pending_page(exc.pending, 200)
+        return pagecache.render_template("registry/certificate.html", cert=cert,
+                                         show=_display(cert))
+
+    erased = select(Beneficiary.name.is_(None)).where(Beneficiary.seq == seq).scalar_subquery()
+    return pagecache.page([erased, pagecache.origin_head(), pagecache.signed_size()], render)
 
 
 @bp.get("/registry/certificates/<int:seq>.json")
@@ -709,12 +725,26 @@ def _pending_page(pending: dict[str, Any], status: int) -> Response:
 def kg_certificate(reference: str) -> str | Response:
     """A kilogram allocation's certificate; while it is being written into the ledger, a page
     that says so and refreshes itself."""
-    try:
-        with db.session.begin():
-            cert = _sealed_kg_certificate(reference)
-    except _NotSigned as exc:
-        return _pending_page(exc.pending, 200)
-    return render_template("registry/kg_certificate.html", cert=cert, show=_kg_display(cert))
+    if not kg_certificates.REFERENCE.fullmatch(reference):
+        abort(404, description=KG_NOT_FOUND)
+
+    def render() -> str | Response:
+        try:
+            with db.session.begin():
+                cert = _sealed_kg_certificate(reference)
+        except _NotSigned as exc:
+            return _pending_page(exc.pending, 200)
+        return pagecache.render_template("registry/kg_certificate.html", cert=cert,
+                                         show=_kg_display(cert))
+
+    mine = KgAllocation.reference == reference
+    state = select(KgAllocation.state).where(mine).scalar_subquery()
+    erased = (select(Allocation.name.is_(None))
+              .join(KgAllocation, (KgAllocation.seq == Allocation.seq)
+                    & (KgAllocation.idx == Allocation.idx))
+              .where(mine).scalar_subquery())
+    return pagecache.page([state, erased, pagecache.origin_head(), pagecache.signed_size()],
+                          render)
 
 
 @bp.get("/registry/kg/<reference>.json")
