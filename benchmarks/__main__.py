@@ -14,8 +14,10 @@ import sys
 SUITES = {
     "ledger_bench": "retire vs a one-row INSERT; verify over the database; block size; "
                     "history",
-    "web_bench": "home, catalogue and project pages vs a bare route under gunicorn; 100 "
-                 "checkouts for 50 t",
+    "chain_bench": "retirements per second, 16 clients vs 1, on the chain head; its lock hold "
+                   "time",
+    "web_bench": "home, catalogue, project, registry and certificate pages vs a bare route "
+                 "under gunicorn; ETag 304s; 100 checkouts for 50 t",
     "proofs_bench": "offline verify of 1,000,000 entries vs SHA-256 alone; inclusion proofs "
                     "at 1,000,000 vs 1,000 leaves",
     "api_bench": "quote -> order -> retire through /api/v1 vs a bare JSON route",

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from . import journal
@@ -315,8 +315,8 @@ def transfer(
         raise AccountKindError("a transfer must go to another account")
     if receiver.kind == "buffer":
         raise AccountKindError("the buffer pool is filled only by issuance shares, not transfers")
-    head = journal.locked_head(session)
-    inputs = _inputs(session, sender.id, quantity, batch_id, project_id, block_ids)
+    head, inputs = _lock_with_inputs(session, sender.id, quantity, batch_id, project_id,
+                                     block_ids)
     created = plan_spend(inputs, quantity, holder=sender.id, to_account=receiver.id,
                          to_state="tradable", next_id=head.next_block)
     record = Transfer(sender=sender.id, receiver=receiver.id, quantity=quantity,
@@ -359,18 +359,19 @@ def retire(
     on = parse_date(retired_on or utcnow().date(), "retirement date")
     holder = get_account(session, account_id)
     check_movable(holder.kind)
-    head = journal.locked_head(session)
-    inputs = _inputs(session, holder.id, quantity, batch_id, project_id, block_ids)
+    salt = secrets.token_hex(16)
+    commitment = beneficiary_commitment(salt, name)
+    head, inputs = _lock_with_inputs(session, holder.id, quantity, batch_id, project_id,
+                                     block_ids)
     created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
                          to_state="retired", next_id=head.next_block)
-    salt = secrets.token_hex(16)
     record = Retire(account=holder.id, quantity=quantity, spent=tuple(b.id for b in inputs),
-                    created=tuple(created), beneficiary=beneficiary_commitment(salt, name),
+                    created=tuple(created), beneficiary=commitment,
                     purpose=purpose, note=note, country=country, period_start=start,
                     period_end=end, date=on)
-    receipt = _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
-    session.execute(insert(table_of(Beneficiary)).values(seq=receipt.seq, name=name, salt=salt))
-    return receipt
+    return _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at,
+                        rows=[(table_of(Beneficiary),
+                               lambda seq: [{"seq": seq, "name": name, "salt": salt}])])
 
 
 def cancel(
@@ -389,8 +390,8 @@ def cancel(
     validate_quantity(quantity)
     why = validate_text(reason, "reason", required=True)
     holder = get_account(session, account_id)
-    head = journal.locked_head(session)
-    inputs = _inputs(session, holder.id, quantity, batch_id, project_id, block_ids)
+    head, inputs = _lock_with_inputs(session, holder.id, quantity, batch_id, project_id,
+                                     block_ids)
     created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
                          to_state="cancelled", next_id=head.next_block)
     record = Cancel(account=holder.id, quantity=quantity, spent=tuple(b.id for b in inputs),
@@ -421,17 +422,15 @@ def pool_retire(
     holder = get_account(session, account_id)
     check_movable(holder.kind)
     on = parse_date(retired_on or utcnow().date(), "retirement date")
-    head = journal.locked_head(session)
-    inputs = _inputs(session, holder.id, quantity, batch_id, project.id, None)
+    head, inputs = _lock_with_inputs(session, holder.id, quantity, batch_id, project.id, None)
     created = plan_spend(inputs, quantity, holder=holder.id, to_account=holder.id,
                          to_state="retired", next_id=head.next_block)
     record = PoolRetire(account=holder.id, pool=project.ref, quantity=quantity,
                         spent=tuple(b.id for b in inputs), created=tuple(created), date=on)
-    receipt = _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at)
-    session.execute(insert(table_of(PoolRetirement)).values(
-        seq=receipt.seq, project_id=project.id, pool=project.ref, account_id=holder.id,
-        quantity=quantity))
-    return receipt
+    return _write_spend(session, head, record.KIND, record.to_data(), inputs, created, at,
+                        rows=[(table_of(PoolRetirement), lambda seq: [{
+                            "seq": seq, "project_id": project.id, "pool": project.ref,
+                            "account_id": holder.id, "quantity": quantity}])])
 
 
 @dataclass(frozen=True)
@@ -553,7 +552,8 @@ def _inputs(
     block_ids: Sequence[int] | None,
 ) -> list[BlockRange]:
     """The holder's blocks an operation spends: oldest vintage, lowest serials first, only as
-    many as it needs. Must run under the head lock so the state read is current."""
+    many as it needs. Read before the head lock by ``_lock_with_inputs``, which checks them
+    again once it holds the lock."""
     blocks = table_of(Block)
     batches = table_of(Batch)
     stmt = (
@@ -611,6 +611,25 @@ def _inputs(
     return chosen
 
 
+def _lock_with_inputs(
+    session: Session,
+    holder: int,
+    quantity: int,
+    batch_id: int | None,
+    project_id: int | None,
+    block_ids: Sequence[int] | None,
+) -> tuple[journal.Head, list[BlockRange]]:
+    """Choose the blocks to spend, then lock the chain head; the lock's round trip also checks
+    that they are all still unspent. If another transaction spent one meanwhile, they are
+    chosen again under the lock. Either way the spend is planned on blocks that are current
+    while the lock is held."""
+    inputs = _inputs(session, holder, quantity, batch_id, project_id, block_ids)
+    head, current = journal.locked_head_checking(session, [b.id for b in inputs])
+    if not current:
+        inputs = _inputs(session, holder, quantity, batch_id, project_id, block_ids)
+    return head, inputs
+
+
 def _write_spend(
     session: Session,
     head: journal.Head,
@@ -619,18 +638,15 @@ def _write_spend(
     inputs: list[BlockRange],
     created: list[BlockRange],
     at: dt.datetime | None,
+    rows: Sequence[tuple[Any, Any]] = (),
 ) -> Receipt:
-    entry = journal.append(session, head, kind, data, new_blocks=len(created), at=at)
-    blocks = table_of(Block)
+    """Append an entry that spends ``inputs`` and creates ``created`` (and writes ``rows``, as
+    for ``journal.append``): every write in one go."""
     ids = [b.id for b in inputs]
-    if ids:
-        result = session.execute(
-            update(blocks).where(blocks.c.id.in_(ids), blocks.c.spent_by.is_(None))
-            .values(spent_by=entry.seq)
-        )
-        if result.rowcount != len(ids):  # type: ignore[attr-defined]
-            raise DoubleSpendError("a block was spent twice: the operation is refused")
-    _insert_blocks(session, created, entry.seq)
+    entry = journal.append(session, head, kind, data, new_blocks=len(created), at=at,
+                           spends=ids,
+                           rows=[(table_of(Block), lambda seq: _block_rows(created, seq)),
+                                 *rows])
     return Receipt(entry.seq, entry.hash, kind, tuple(ids), tuple(created))
 
 
@@ -638,14 +654,11 @@ write_spend = _write_spend
 """Append an entry that spends ``inputs`` and creates ``created`` (shared with ``origin``)."""
 
 
+def _block_rows(created: Sequence[BlockRange], seq: int) -> list[dict[str, Any]]:
+    return [{"id": b.id, "batch_id": b.batch, "account_id": b.account, "first_serial": b.first,
+             "last_serial": b.last, "state": b.state, "created_by": seq} for b in created]
+
+
 def _insert_blocks(session: Session, created: Sequence[BlockRange], seq: int) -> None:
-    if not created:
-        return
-    session.execute(
-        insert(table_of(Block)),
-        [
-            {"id": b.id, "batch_id": b.batch, "account_id": b.account, "first_serial": b.first,
-             "last_serial": b.last, "state": b.state, "created_by": seq}
-            for b in created
-        ],
-    )
+    if created:
+        session.execute(insert(table_of(Block)), _block_rows(created, seq))
