@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import canonical
@@ -238,8 +238,10 @@ class Replay:
         return actual
 
     def _commit_blocks(self, seq: int, spent: list[int], created: list[BlockRange]) -> None:
+        blocks = self.blocks
         for block_id in spent:
-            self.blocks[block_id] = replace(self.blocks[block_id], spent_by=seq)
+            old = blocks[block_id]
+            blocks[block_id] = ReplayedBlock(old.range, old.created_by, seq)
         for block in created:
             self.blocks[block.id] = ReplayedBlock(block, created_by=seq)
         self.next_block += len(created)

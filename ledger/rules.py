@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 from .errors import (
@@ -61,9 +62,11 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 
 
-@dataclass(frozen=True)
-class BlockRange:
-    """A block as the rules see it: which batch, who holds it, which serials, in which state."""
+class BlockRange(NamedTuple):
+    """A block as the rules see it: which batch, who holds it, which serials, in which state.
+
+    A named tuple rather than a frozen dataclass: the replay makes millions of them, and a
+    tuple is built and compared several times faster. Immutable either way."""
 
     id: int
     batch: int

@@ -27,7 +27,11 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO, TypeGuard
+
+import orjson
 
 from . import bundle, canonical
 from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_key
@@ -123,7 +127,15 @@ def expected_origin(key: str, origin: str | None) -> str:
         raise Invalid("key", str(exc)) from None
 
 
-def verify_export(directory: Path, key: str, origin: str | None = None) -> Summary:
+Progress = Callable[[int, int], None]
+"""Told (entries replayed, entries the checkpoint covers) every ``PROGRESS_EVERY`` entries."""
+PROGRESS_EVERY = 8192
+PROGRESS_FROM = 100_000
+"""Exports at least this long show a progress bar on a terminal."""
+
+
+def verify_export(directory: Path, key: str, origin: str | None = None,
+                  progress: Progress | None = None) -> Summary:
     """Verify an export directory against ``key``; raise :class:`Invalid` at the first fault.
     The checkpoint must come from ``origin`` (default: the key's name)."""
     # The replay allocates a few objects per entry and keeps most of them (the blocks), none
@@ -134,13 +146,14 @@ def verify_export(directory: Path, key: str, origin: str | None = None) -> Summa
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _verify_export(directory, key, expected_origin(key, origin))
+        return _verify_export(directory, key, expected_origin(key, origin), progress)
     finally:
         if collecting:
             gc.enable()
 
 
-def _verify_export(directory: Path, key: str, origin: str) -> Summary:
+def _verify_export(directory: Path, key: str, origin: str,
+                   progress: Progress | None = None) -> Summary:
     checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key, origin)
     state = Replay()
     try:
@@ -148,7 +161,8 @@ def _verify_export(directory: Path, key: str, origin: str) -> Summary:
     except OSError as exc:
         raise Invalid("journal", f"cannot read {bundle.JOURNAL}: {exc.strerror}") from None
     with handle:
-        size, roots, journal_sha256 = _replay_journal(handle, state, checkpoint.size)
+        size, roots, journal_sha256 = _replay_journal(handle, state, checkpoint.size,
+                                                      progress)
     if state.seq < checkpoint.size:
         raise Invalid(f"seq {state.seq + 1}", f"is missing: the signed checkpoint covers "
                                               f"{checkpoint.size} entries, the journal ends at "
@@ -186,8 +200,8 @@ def check_origin(summary: Summary, *, strict: bool, max_pending_days: int | None
                                             f"(at most {max_pending_days} allowed)")
 
 
-def _replay_journal(handle: BinaryIO, state: Replay, covered: int
-                    ) -> tuple[int, list[bytes], str]:
+def _replay_journal(handle: BinaryIO, state: Replay, covered: int,
+                    progress: Progress | None = None) -> tuple[int, list[bytes], str]:
     """Check and replay every line of the journal into ``state``, in order; return the Merkle
     tree's size and frontier (as ``merkle.Frontier`` holds it) and the SHA-256 of the file.
 
@@ -231,6 +245,10 @@ def _replay_journal(handle: BinaryIO, state: Replay, covered: int
             merged >>= 1
         roots.append(node)
         size += 1
+        if progress is not None and not size % PROGRESS_EVERY:
+            progress(size, covered)
+    if progress is not None:
+        progress(size, covered)
     return size, roots, journal_digest.hexdigest()
 
 
@@ -246,6 +264,7 @@ def _open_checkpoint(path: Path, key: str, origin: str) -> Checkpoint:
 
 
 _LINE_KEYS = frozenset(("seq", "kind", "record", "hash"))
+_parse_json = orjson.loads  # about three times the standard library's speed
 
 
 def _parse_line(line: bytes, seq: int) -> tuple[dict[str, Any], bytes]:
@@ -253,7 +272,7 @@ def _parse_line(line: bytes, seq: int) -> tuple[dict[str, Any], bytes]:
     if not line.endswith(b"\n"):
         raise Invalid(f"seq {seq}", "the last line is cut short (the file is truncated)")
     try:
-        entry = json.loads(line)
+        entry = _parse_json(line)
     except (ValueError, RecursionError):
         raise Invalid(f"seq {seq}", "the line is not valid JSON (truncated or damaged)") from None
     if (not isinstance(entry, dict) or entry.keys() != _LINE_KEYS
@@ -594,6 +613,27 @@ def _certificate_origin(certificate: dict[str, Any], data: dict[str, Any],
             f"registry{covered}; check the whole export for records under other names")
 
 
+@contextmanager
+def _progress_bar(directory: Path) -> Iterator[Progress | None]:
+    """A progress bar on the terminal (rich, on stderr) for exports of ``PROGRESS_FROM``
+    entries or more; nothing when output goes to a file or a pipe."""
+    size = 0
+    try:
+        size = int(json.loads((directory / bundle.MANIFEST).read_text())["entries"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if size < PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TimeRemainingColumn
+
+    with Bar("verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+             console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("verifying", total=size)
+        yield lambda done, total: bar.update(task, completed=done, total=max(total, done))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ledger.verify",
@@ -629,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
         key = load_key(args.key or str(args.directory / bundle.KEY))
         if args.max_pending_days is not None and args.max_pending_days < 0:
             parser.error("--max-pending-days must be 0 or more")
-        summary = verify_export(args.directory, key, args.origin)
+        with _progress_bar(args.directory) as progress:
+            summary = verify_export(args.directory, key, args.origin, progress)
         check_origin(summary, strict=args.strict_origin, max_pending_days=args.max_pending_days)
     except Invalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)

@@ -457,7 +457,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if outcome is not None:
             (batch, created), receipt = outcome
             assert receipt.batch_id == batch.id
-            assert [astuple(b) for b in receipt.created] == [
+            assert [tuple(b) for b in receipt.created] == [
                 (b.id, b.batch, b.account, b.first, b.last, b.state) for b in created]
             self.model.batches[batch.id] = batch
             if origin is not None:
@@ -516,7 +516,7 @@ class LedgerMachine(RuleBasedStateMachine):
             (spent, created), receipt = outcome
             assert receipt.kind == kind
             assert list(receipt.spent) == [b.id for b in spent]
-            assert [astuple(b) for b in receipt.created] == [
+            assert [tuple(b) for b in receipt.created] == [
                 (b.id, b.batch, b.account, b.first, b.last, b.state) for b in created]
             self.model.commit(spent, created)
             self.touched = {b.account for b in created}
