@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    rounds, iterations = (3, 3) if args.quick else (5, 5)
+    rounds, iterations = (3, 3) if args.quick else (5, 8)
     backends = resolve_backends(args.backend, args.postgres_url)
     report = Report("certificates")
     for note in backends.notes:

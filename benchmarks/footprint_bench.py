@@ -10,8 +10,9 @@
 
 The server is the real app (demo data loaded, the calculator registered) on a fresh database
 of each backend, migrated to all heads, served by werkzeug's threaded server on 127.0.0.1 in
-this process; requests are sent one at a time over HTTP by ``http.client``, each task
-timed in turn with ``common.alternate`` and summarised by its median. The bare route is
+this process; requests are sent one at a time over HTTP by ``http.client``, the tasks taking
+turns call by call (``common.interleave``: A B A B ...), and each ratio is the median of
+per-round ratios. The bare route is
 registered on the same app, so both sides pay the same server, the same Flask dispatch and
 the same HTTP round trip; the ratio is what the calculator's work costs on top.
 
@@ -35,7 +36,7 @@ from .common import (
     Result,
     round_ratios,
     add_common_arguments,
-    alternate,
+    interleave,
     at_least,
     bench_tmpdir,
     fresh_database,
@@ -119,7 +120,7 @@ def run(backend: str, url: str, report: Report, *, rounds: int, iterations: int)
                                     + next(queries).replace(" ", "+"), b'"results"'),
                 "bare": _getter(port, lambda: "/__bench/bare", b"ok"),
             }
-            timing = alternate(tasks, rounds=rounds, iterations=iterations, warmup=5)
+            timing = interleave(tasks, rounds=rounds, iterations=iterations, warmup=5)
     finally:
         app.extensions["selva_engine"].dispose()
     bare = timing["bare"]

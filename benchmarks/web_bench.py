@@ -85,7 +85,7 @@ class Sizes:
     stock: int
 
 
-FULL = Sizes(rounds=5, seconds=3.0, max_requests=20_000, warmup_seconds=1.0,
+FULL = Sizes(rounds=5, seconds=2.0, max_requests=20_000, warmup_seconds=1.0,
              buyers=100, stock=50)
 QUICK = Sizes(rounds=3, seconds=1.0, max_requests=5_000, warmup_seconds=0.5,
               buyers=100, stock=50)
@@ -476,16 +476,29 @@ def bench_pages(report: Report, backend: str, server: Server, sizes: Sizes,
         run(target, sizes.warmup_seconds)
     report.progress(f"{backend}: {sizes.rounds} rounds x {len(targets)} targets x "
                     f"{sizes.seconds:g} s, {clients} keep-alive clients")
+    # Each round: the bare route, then each page (rotated) with the bare route again after it
+    # (B P1 B P2 B ...); a page's ratio in a round is against the bare runs either side of it.
     rounds: dict[str, list[Round]] = {target: [] for target in targets}
+    ratios: dict[str, list[float]] = {target: [] for target in targets}
+    others = targets[1:]
+
+    def checked(target: str) -> Round:
+        measured = run(target, sizes.seconds)
+        if measured.errors:
+            raise BenchmarkError(f"GET {target}: {measured.errors} of {measured.requests} "
+                                 f"responses were not as expected ({measured.statuses}):\n"
+                                 f"{server.log_tail()}")
+        rounds[target].append(measured)
+        return measured
+
     for r in range(sizes.rounds):
-        order = targets[r % len(targets):] + targets[:r % len(targets)]
-        for target in order:
-            measured = run(target, sizes.seconds)
-            if measured.errors:
-                raise BenchmarkError(f"GET {target}: {measured.errors} of {measured.requests} "
-                                     f"responses were not as expected ({measured.statuses}):\n"
-                                     f"{server.log_tail()}")
-            rounds[target].append(measured)
+        before = checked(BARE_PATH)
+        for target in others[r % len(others):] + others[:r % len(others)]:
+            page = checked(target)
+            after = checked(BARE_PATH)
+            base = (before.rate + after.rate) / 2
+            ratios[target].append(page.rate / base if base else math.inf)
+            before = after
     bare = statistics.median(r.rate for r in rounds[BARE_PATH])
     bare_rates = ", ".join(f"{r.rate:,.0f}" for r in rounds[BARE_PATH])
     sizes_of[REPEAT] = 0
@@ -497,13 +510,12 @@ def bench_pages(report: Report, backend: str, server: Server, sizes: Sizes,
             None if path == REPEAT else at_least(0.3),
             measured_label=f"GET {path} ({label}, {sizes_of[path]:,} B)",
             baseline_label=f"GET {BARE_PATH} on the same server ({sizes_of[BARE_PATH]} B)",
-            round_ratios=[page.rate / base.rate if base.rate else math.inf
-                          for page, base in zip(rounds[path], rounds[BARE_PATH], strict=True)],
+            round_ratios=ratios[path],
         ))
         result.notes.append(
             f"gunicorn gthread {server.workers} workers x {server.threads} threads, {clients} "
-            f"keep-alive clients in this process; {sizes.rounds} rounds of {sizes.seconds:g} s, "
-            f"targets rotated; per-round req/s {path}: "
+            f"keep-alive clients in this process; {sizes.rounds} rounds, {sizes.seconds:g} s a "
+            f"run, each page between two bare runs; req/s {path}: "
             f"[{', '.join(f'{r.rate:,.0f}' for r in rounds[path])}], bare: [{bare_rates}]; "
             f"every response {304 if path == REPEAT else 200}")
 
