@@ -168,6 +168,9 @@ class Replay:
     origins: set[str] = field(default_factory=set)
     buffer_accounts: set[int] = field(default_factory=set)
     retirements: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Per retirement (and pool retirement) seq, what is checked after the replay: its date and
+    its beneficiary commitment. Only those: keeping every whole record costs memory, and time,
+    at a million entries."""
     origin_records: dict[int, list[tuple[int, int, bool, int]]] = field(default_factory=dict)
     """Per batch, its origin records as (first, last, ours, seq)."""
     origin_entries: dict[int, OriginRetirement] = field(default_factory=dict)
@@ -327,7 +330,7 @@ class Replay:
         record = Retire.from_data(data)
         holder = self._moving(record.account)
         self._spend(seq, record, holder, holder, "retired")
-        self.retirements[seq] = data
+        self.retirements[seq] = {"date": data["date"], "beneficiary": data["beneficiary"]}
 
     def _cancel(self, seq: int, data: dict[str, Any]) -> None:
         record = Cancel.from_data(data)
@@ -383,7 +386,7 @@ class Replay:
                                 "project's tonnes only")
         self._spend(seq, record, holder, holder, "retired")
         self.pools[seq] = PoolDraw(record.pool, record.quantity, account=holder)
-        self.retirements[seq] = data
+        self.retirements[seq] = {"date": data["date"]}
 
     def _allocate(self, seq: int, data: dict[str, Any]) -> None:
         """Kilogram allocations: each draws only from pool retirements, and no pool retirement
