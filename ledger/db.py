@@ -46,10 +46,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
-    # the server dropped fails its first statement instead; SQLAlchemy then discards the whole
-    # pool, so one request sees the error. Connections are renewed after 30 minutes.
-    kwargs.setdefault("pool_pre_ping", False)
+    # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout
+    # instead of failing a request. The page cache's one hot read uses an engine without it
+    # and retries once instead (``marketplace.pagecache``).
+    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 

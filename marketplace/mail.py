@@ -271,7 +271,7 @@ def build(item: _Claimed) -> EmailMessage:
 
 def _certificate_pdf(seq: int) -> bytes:
     """The certificate's PDF, as the registry serves it (rendered on the site's address)."""
-    from . import certificates, pdfstore
+    from . import certificates, pagecache, pdfstore
     from .database import db
     from .modes import LIVE
     from .registry import pdf_from_html, render_certificate_print
@@ -279,7 +279,7 @@ def _certificate_pdf(seq: int) -> bytes:
 
     with current_app.test_request_context(base_url=site_url()), db.use(LIVE):
         return pdfstore.pdf_for(
-            "retirement", str(seq), request.url_root,
+            "retirement", str(seq), request.url_root, pagecache.retirement_erased(seq),
             lambda: certificates.certificate(db.session, seq, sign=True),
             lambda cert: pdf_from_html(render_certificate_print(cert))).pdf
 

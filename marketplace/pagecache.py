@@ -17,7 +17,8 @@ request whose state has not moved is served the stored HTML without any other qu
 - ``ETag`` (weak: the CSRF token's signature differs between two renders that mean the same)
   is a digest of the stored page and the visitor's CSRF secret, so it changes exactly when the
   page does; a matching ``If-None-Match`` answers ``304 Not Modified`` with no body.
-  ``Cache-Control: no-cache`` makes browsers ask each time.
+  ``Cache-Control: private, no-cache`` makes browsers ask each time, and keeps shared caches
+  (a page can name the visitor) from storing it.
 
 Storage: Redis when ``CARBON_CACHE_URL`` is set (several workers, several hosts share one
 cache; an unreachable Redis is a miss, never an error page), otherwise ``cachetools.TTLCache``
@@ -38,16 +39,25 @@ from cachetools import TTLCache
 from flask import Flask, Response, current_app, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy.exc import DBAPIError
 
-from ledger.schema import ChainHead, OriginRecord, SignedCheckpoint
+from ledger.schema import Allocation, Beneficiary, ChainHead, OriginRecord, SignedCheckpoint
 
 from .database import db
 
 log = logging.getLogger(__name__)
 
 CSRF_PLACEHOLDER = "csrf-b9d1f0c4e7a3"
-"""Stands in for the CSRF token in stored pages; never a valid token itself."""
+"""Stands in for the CSRF token in stored pages; never a valid token itself. Only its
+occurrences as a form field's value are filled (``_CSRF_FIELD``): text a visitor wrote (a
+beneficiary's name) that happens to hold it is escaped, its quotes included, so it never
+matches."""
+_CSRF_FIELD = f'value="{CSRF_PLACEHOLDER}"'
+
+
+def _with_token(html: str, token: str) -> str:
+    return html.replace(_CSRF_FIELD, f'value="{token}"')
 DEFAULT_STOCK_SECONDS = 5.0
 DEFAULT_SECONDS = 300.0
 """How long a page whose state is exact is kept at most (memory, not correctness)."""
@@ -153,6 +163,23 @@ def listings_changed() -> list[ColumnElement[Any]]:
             select(func.max(Listing.updated_at)).scalar_subquery()]
 
 
+def retirement_erased(seq: int) -> ColumnElement[Any]:
+    """Whether retirement ``seq``'s beneficiary name is erased (NULL: no such retirement)."""
+    return (select(Beneficiary.name.is_(None)).where(Beneficiary.seq == seq)
+            .scalar_subquery())
+
+
+def allocation_erased(reference: str) -> ColumnElement[Any]:
+    """Whether kilogram allocation ``reference``'s beneficiary name is erased (NULL: not
+    sealed, or no such allocation)."""
+    from .models.pools import KgAllocation
+
+    return (select(Allocation.name.is_(None))
+            .join(KgAllocation, (KgAllocation.seq == Allocation.seq)
+                  & (KgAllocation.idx == Allocation.idx))
+            .where(KgAllocation.reference == reference).scalar_subquery())
+
+
 def stock_seconds() -> float:
     return max(0.0, float(current_app.config.get("PAGE_STOCK_SECONDS", DEFAULT_STOCK_SECONDS)))
 
@@ -162,15 +189,50 @@ def stock_seconds() -> float:
 
 def _state(depends: Sequence[ColumnElement[Any]]) -> tuple[Any, ...]:
     """One query. On PostgreSQL it runs outside a transaction (autocommit: one round trip, no
-    BEGIN or COMMIT); a single statement sees one snapshot either way."""
+    BEGIN or COMMIT; a single statement sees one snapshot either way), on an engine of its own
+    that does not ping each connection it checks out: a connection the server dropped fails
+    the query, the pool is renewed, and the query is tried once more."""
     statement = select(*depends)
     if not current_app.config.get("DATABASE_BIND"):
-        engine = db.engine(db.mode())
-        if engine.dialect.name == "postgresql":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                return tuple(conn.execute(statement).one())
+        engine = _state_engine(db.mode())
+        if engine is not None:
+            for attempt in (1, 2):
+                try:
+                    with engine.connect().execution_options(
+                            isolation_level="AUTOCOMMIT") as conn:
+                        return tuple(conn.execute(statement).one())
+                except DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
     with db.session.begin():
         return tuple(db.session.execute(statement).one())
+
+
+_engines_lock = threading.Lock()
+
+
+def _state_engine(mode: str) -> Engine | None:
+    """The PostgreSQL engine the page cache reads its state with (none on SQLite)."""
+    key = f"selva_page_state_engine_{mode}"
+    found: Engine | None = current_app.extensions.get(key)
+    if found is not None or key in current_app.extensions:
+        return found
+    with _engines_lock:
+        if key in current_app.extensions:
+            return current_app.extensions[key]  # type: ignore[no-any-return]
+        engine: Engine | None = None
+        if db.engine(mode).dialect.name == "postgresql":
+            from ledger.db import make_engine
+
+            from . import modes
+
+            url = str(current_app.config["DATABASE_URL"])
+            options = {"pool_pre_ping": False, "pool_size": 4, "max_overflow": 8}
+            engine = make_engine(url, **options) if mode == modes.LIVE else \
+                modes.make_test_engine(url, current_app.config["TEST_SCHEMA"], **options)
+            db.engines.add(engine)
+        current_app.extensions[key] = engine
+        return engine
 
 
 def _variant() -> tuple[Any, ...]:
@@ -196,8 +258,8 @@ def page(depends: Sequence[ColumnElement[Any]], render: Callable[[], str | Respo
     if not current_app.config.get("PAGE_CACHE", True) or seconds <= 0 \
             or session.get("_flashes"):
         made = render()
-        if isinstance(made, str) and CSRF_PLACEHOLDER in made:
-            return made.replace(CSRF_PLACEHOLDER, generate_csrf())
+        if isinstance(made, str) and _CSRF_FIELD in made:
+            return _with_token(made, generate_csrf())
         return made
     state = _state(depends)
     key = hashlib.sha256(repr((request.path, sorted(request.args.items(multi=True)), state,
@@ -214,18 +276,18 @@ def page(depends: Sequence[ColumnElement[Any]], render: Callable[[], str | Respo
         cache.set(key, stored, seconds)
     digest, _, html = stored.partition(":")
     secret = ""
-    if CSRF_PLACEHOLDER in html:
+    if _CSRF_FIELD in html:
         token = generate_csrf()
         secret = str(session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
                                  ""))
-        html = html.replace(CSRF_PLACEHOLDER, token)
+        html = _with_token(html, token)
     etag = hashlib.sha256(f"{digest}:{secret}".encode()).hexdigest()[:40]
     if request.if_none_match.contains_weak(etag):
         response = Response(status=304)
     else:
         response = Response(html, mimetype="text/html")
     response.set_etag(etag, weak=True)
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Cache-Control"] = "private, no-cache"
     response.vary.add("Cookie")
     return response
 

@@ -43,7 +43,6 @@ from ledger.merkle import MerkleProofError
 from ledger.rules import MAX_SERIAL, PURPOSES
 from ledger.schema import (
     Account,
-    Allocation,
     Batch,
     BatchLabel,
     Beneficiary,
@@ -117,9 +116,10 @@ def holder_label(kind: str | None) -> str:
 
 @bp.get("/registry")
 def index() -> str | Response:
-    """The registry's totals, projects and latest entries: cached until an entry is added or a
-    checkpoint signed."""
-    return pagecache.page([pagecache.head_seq(), pagecache.signed_size()], _index)
+    """The registry's totals, projects and latest entries: cached until an entry is added, a
+    checkpoint signed or a project registered."""
+    return pagecache.page([pagecache.head_seq(), pagecache.signed_size(),
+                           select(func.count(Project.id)).scalar_subquery()], _index)
 
 
 def _index() -> str:
@@ -537,8 +537,8 @@ def certificate(seq: int) -> str | Response:
         return pagecache.render_template("registry/certificate.html", cert=cert,
                                          show=_display(cert))
 
-    erased = select(Beneficiary.name.is_(None)).where(Beneficiary.seq == seq).scalar_subquery()
-    return pagecache.page([erased, pagecache.origin_head(), pagecache.signed_size()], render)
+    return pagecache.page([pagecache.retirement_erased(seq), pagecache.origin_head(),
+                           pagecache.signed_size()], render)
 
 
 @bp.get("/registry/certificates/<int:seq>.json")
@@ -592,6 +592,7 @@ def certificate_pdf(seq: int) -> Response:
     """The certificate's PDF: rendered on the first request, then served from storage."""
     try:
         found = pdfstore.pdf_for("retirement", str(seq), request.url_root,
+                                 pagecache.retirement_erased(seq),
                                  lambda: _certificate(seq),
                                  lambda cert: pdf_from_html(render_certificate_print(cert)))
     except _NotSigned as exc:
@@ -737,14 +738,9 @@ def kg_certificate(reference: str) -> str | Response:
         return pagecache.render_template("registry/kg_certificate.html", cert=cert,
                                          show=_kg_display(cert))
 
-    mine = KgAllocation.reference == reference
-    state = select(KgAllocation.state).where(mine).scalar_subquery()
-    erased = (select(Allocation.name.is_(None))
-              .join(KgAllocation, (KgAllocation.seq == Allocation.seq)
-                    & (KgAllocation.idx == Allocation.idx))
-              .where(mine).scalar_subquery())
-    return pagecache.page([state, erased, pagecache.origin_head(), pagecache.signed_size()],
-                          render)
+    state = select(KgAllocation.state).where(KgAllocation.reference == reference)
+    return pagecache.page([state.scalar_subquery(), pagecache.allocation_erased(reference),
+                           pagecache.origin_head(), pagecache.signed_size()], render)
 
 
 @bp.get("/registry/kg/<reference>.json")
@@ -779,6 +775,7 @@ def kg_certificate_pdf(reference: str) -> Response:
         abort(404, description=KG_NOT_FOUND)
     try:
         found = pdfstore.pdf_for("allocation", reference, request.url_root,
+                                 pagecache.allocation_erased(reference),
                                  lambda: _sealed_kg_certificate(reference),
                                  lambda cert: pdf_from_html(render_kg_certificate_print(cert)))
     except _NotSigned as exc:

@@ -100,6 +100,7 @@ def published_checkpoint(session: Session) -> SignedCheckpoint:
         return latest
     if tree.size(session) == 0:
         raise ChainError("the journal is empty")
+    signer_key()  # no key: nothing will ever sign it, a 503 rather than "retry shortly"
     raise NotYetSigned("no checkpoint is signed yet")
 
 
@@ -112,6 +113,7 @@ def checkpoint_for(session: Session, seq: int, *, sign: bool | None = None) -> S
         return found
     if sign if sign is not None else signs_on_request():
         return current_checkpoint(session)
+    signer_key()  # no key: nothing will ever sign it, a 503 rather than "retry shortly"
     raise NotYetSigned(f"entry {seq} is not covered by a signed checkpoint yet")
 
 

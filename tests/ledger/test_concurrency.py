@@ -272,3 +272,67 @@ def test_a_refused_append_under_contention_writes_nothing(pg_engine: Engine) -> 
         assert journal_is_one_chain(session) == first_receipt.seq == 2
         assert queries.available(session, world.bob) == 0
         assert audit.verify(session).entries == 2
+
+
+def test_credits_arriving_while_a_spend_waits_for_the_lock_are_spent(pg_engine: Engine) -> None:
+    """A spend reads its blocks before the head lock. Alice holds nothing when her retirement
+    starts; the transfer that gives her 5 t holds the lock and commits while she waits. Her
+    retirement must see them (as it did when everything was read under the lock), not fail."""
+    with Session(pg_engine, expire_on_commit=False) as session:
+        world = make_world(session)
+        issue_verra(session, world, quantity=100)
+
+    first, receipt = _open_transfer(pg_engine, world, world.alice, 5)
+    try:
+        def retire() -> operations.Receipt:
+            with Session(pg_engine) as session, session.begin():
+                return operations.retire(session, account_id=world.alice, quantity=3,
+                                         **retire_args())
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(retire)
+            time.sleep(0.5)
+            assert not future.done(), "the retirement should wait for the head lock"
+            first.commit()
+            retired = future.result(timeout=10)
+    finally:
+        first.close()
+    assert retired.seq == receipt.seq + 1
+    assert retired.spent == (receipt.created[0].id,)
+    with Session(pg_engine) as session:
+        assert queries.available(session, world.alice) == 2
+        assert audit.verify(session).entries == 3
+
+
+def test_blocks_spent_while_a_spend_waits_are_chosen_again(pg_engine: Engine) -> None:
+    """Alice's retirement chose her block before the lock; a transfer of that very block
+    commits first. Under the lock her blocks are chosen again: no double spend, no failure."""
+    with Session(pg_engine, expire_on_commit=False) as session:
+        world = make_world(session)
+        issue_verra(session, world, quantity=100)
+    with Session(pg_engine) as session, session.begin():
+        operations.transfer(session, from_account=world.inventory, to_account=world.alice,
+                            quantity=10)
+    holder = Session(pg_engine)
+    holder.begin()
+    try:
+        moved = operations.transfer(holder, from_account=world.alice, to_account=world.bob,
+                                    quantity=4)
+
+        def retire() -> operations.Receipt:
+            with Session(pg_engine) as session, session.begin():
+                return operations.retire(session, account_id=world.alice, quantity=3,
+                                         **retire_args())
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(retire)
+            time.sleep(0.5)
+            holder.commit()
+            retired = future.result(timeout=10)
+    finally:
+        holder.close()
+    assert set(retired.spent).isdisjoint(moved.spent)
+    with Session(pg_engine) as session:
+        assert queries.available(session, world.alice) == 3
+        assert queries.available(session, world.bob) == 4
+        assert audit.verify(session).entries == 4

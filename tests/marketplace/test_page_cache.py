@@ -329,3 +329,50 @@ def test_the_cache_can_be_turned_off(fresh_url: str, keys: tuple[Path, Path]) ->
         assert response.status_code == 200 and "ETag" not in response.headers
     finally:
         db.dispose_all()
+
+
+def test_text_holding_the_placeholder_never_gets_a_token(app: Flask) -> None:
+    with transaction(app) as session:
+        holder = operations.open_account(session, "placeholder-holder", "customer")
+        operations.transfer(session, from_account=inventory_account(session).id,
+                            to_account=holder.id, quantity=1)
+        seq = operations.retire(session, account_id=holder.id, quantity=1,
+                                beneficiary=f'x {CSRF_PLACEHOLDER} value="{CSRF_PLACEHOLDER}"',
+                                purpose="voluntary", country="GB",
+                                period_start=dt.date(2025, 1, 1),
+                                period_end=dt.date(2025, 12, 31)).seq
+        signing.current_checkpoint(session)
+    client = app.test_client()
+    client.get("/projects/alto-mayo")  # this visitor now has a CSRF secret
+    html = client.get(f"/registry/certificates/{seq}").get_data(as_text=True)
+    assert html.count(CSRF_PLACEHOLDER) == 2  # the name, shown as written, escaped
+
+
+def test_a_project_registered_shows_on_the_registry_at_once(app: Flask) -> None:
+    registry = Watch(app.test_client(), "/registry")
+    with transaction(app) as session:
+        operations.register_project(session, registry="SLV", registry_id="NEWREG",
+                                    name="A newly registered forest", country="PE")
+    assert registry.look() and "A newly registered forest" in registry.html
+
+
+def test_pages_survive_connections_the_server_dropped(app: Flask, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL server terminates connections; SQLite has none")
+    import psycopg
+
+    from ledger.db import normalize_url
+
+    client = app.test_client()
+    assert client.get("/projects").status_code == 200
+    with app.app_context():
+        url = db.engine().url.render_as_string(hide_password=False)
+    plain = normalize_url(url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'").fetchone()
+    assert killed is not None and killed[0] > 0
+    for path in ("/projects", "/projects/alto-mayo", "/registry"):
+        assert client.get(path).status_code == 200, path

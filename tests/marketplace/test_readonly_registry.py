@@ -149,3 +149,21 @@ def test_an_unknown_signing_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CARBON_CHECKPOINT_SIGNING must be worker or request"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "SECRET_KEY": "t",
                     "CHECKPOINT_SIGNING": "sometimes"})
+
+
+def test_without_a_signing_key_reads_say_503_not_pending(databases: Any, backend: str,
+                                                        tmp_path: Path) -> None:
+    app = api_app_for(databases.fresh(backend), tmp_path / "missing.key",
+                      CHECKPOINT_SIGNING="worker", TEST_CHECKPOINT_KEY=str(tmp_path / "no.key"))
+    try:
+        load_demo(app)
+        client = app.test_client()
+        assert client.get("/ledger/checkpoint").status_code == 503
+        page = client.get("/registry/certificates/3")
+        assert page.status_code == 503 and "on its way" not in page.get_data(as_text=True)
+        assert client.get("/api/v1/certificates/3").status_code == 503
+        assert "not-signed-yet" not in client.get("/api/v1/certificates/3").get_data(as_text=True)
+    finally:
+        engine = app.extensions.get("selva_engine")
+        if engine is not None:
+            engine.dispose()

@@ -724,3 +724,39 @@ def test_a_certificate_pdf_is_rendered_once_and_again_after_an_erasure(
         row.stamp, row.digest = "moved", "0" * 64
     assert anonymous.get(f"/registry/certificates/{seq}.pdf").status_code == 200
     assert len(rendered) == 3
+
+
+def test_an_erasure_during_the_first_render_never_leaves_the_name_served(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    from marketplace.models.rendered import CertificatePdf
+
+    _, [seq] = buy(app, buyer(app), "868", 1, beneficiary="Ada Byron")
+    real = registry.pdf_from_html
+    rendered: list[str] = []
+
+    def erasing(html: str) -> bytes:
+        rendered.append(html)
+        if len(rendered) == 1:  # an operator erases the name while the first PDF renders
+            with transaction(app) as session:
+                operations.erase_beneficiary(session, seq)
+        return real(html)
+
+    monkeypatch.setattr(registry, "pdf_from_html", erasing)
+    client = app.test_client()
+    assert client.get(f"/registry/certificates/{seq}.pdf").status_code == 200
+    assert "Ada Byron" in rendered[0]
+    with transaction(app) as session:  # the PDF rendered with the name was not kept
+        assert session.get(CertificatePdf, ("retirement", str(seq))) is None
+    again = client.get(f"/registry/certificates/{seq}.pdf")
+    assert again.status_code == 200 and len(rendered) == 2 and "Ada Byron" not in rendered[1]
+    assert client.get(f"/registry/certificates/{seq}.pdf").data == again.data
+    assert len(rendered) == 2
+
+    # Should a stored row still carry a name erased since, its stamp is stale: never served.
+    with transaction(app) as session:
+        row = session.get(CertificatePdf, ("retirement", str(seq)))
+        row.stamp = row.stamp.replace("|True|", "|False|")
+    client.get(f"/registry/certificates/{seq}.pdf")
+    assert len(rendered) == 2  # rebuilt and re-stamped: same document, no new render
+    with transaction(app) as session:
+        assert "|True|" in session.get(CertificatePdf, ("retirement", str(seq))).stamp
