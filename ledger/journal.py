@@ -17,6 +17,7 @@ they are executed one after the other.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -196,7 +197,9 @@ _MOVE_SQL = ("UPDATE ledger_chain_head SET seq = %(seq)s, hash = %(hash)s, block
 _SPEND_SQL = ("UPDATE ledger_blocks SET spent_by = %s WHERE id = ANY(%s) AND spent_by IS NULL")
 
 
-def _insert_sql(table: Table, columns: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    """The INSERT for ``columns`` of ``table`` (made once per shape: it runs under the lock)."""
     names = ", ".join(table.c[name].name for name in columns)
     values = ", ".join(f"%({name})s" for name in columns)
     return f"INSERT INTO {table.name} ({names}) VALUES ({values})"
@@ -224,7 +227,7 @@ def _write_pipelined(session: Session, entry: Mapping[str, Any], nodes: Rows,
                 spend_cursor = conn.execute(_SPEND_SQL, (entry["seq"], list(spends)))
             for table, found in inserts:
                 if found:
-                    statement = _insert_sql(table, list(found[0]))
+                    statement = _insert_sql(table, tuple(found[0]))
                     conn.cursor().executemany(statement, found)
         return head_cursor.rowcount, spend_cursor.rowcount if spend_cursor is not None else 0
     except Exception as exc:

@@ -623,17 +623,18 @@ def _lock_with_inputs(
     that they are all still unspent. If another transaction spent one meanwhile, they are
     chosen again under the lock. Either way the spend is planned on blocks that are current
     while the lock is held."""
+    def choose() -> list[BlockRange]:
+        return _inputs(session, holder, quantity, batch_id, project_id, block_ids)
+
     try:
-        inputs = _inputs(session, holder, quantity, batch_id, project_id, block_ids)
+        inputs = choose()
     except (InsufficientCreditsError, NotHolderError, DoubleSpendError, FinalStateError):
         # What a transaction committing while we wait for the lock could change: decide
         # under the lock, as before.
         head = journal.locked_head(session)
-        return head, _inputs(session, holder, quantity, batch_id, project_id, block_ids)
+        return head, choose()
     head, current = journal.locked_head_checking(session, [b.id for b in inputs])
-    if not current:
-        inputs = _inputs(session, holder, quantity, batch_id, project_id, block_ids)
-    return head, inputs
+    return head, inputs if current else choose()
 
 
 def _write_spend(

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -520,40 +520,72 @@ def _pending_json(pending: dict[str, Any]) -> Response:
     return response
 
 
+# The three forms of a certificate (page, JSON, PDF), for a retirement or an allocation alike:
+# ``build`` makes the certificate in the caller's transaction, or raises ``_NotSigned`` (the
+# answer is then the pending page or JSON, with Retry-After) or aborts 404.
+
+
+def _certificate_page(build: Callable[[], dict[str, Any]], template: str,
+                      show: Callable[[dict[str, Any]], dict[str, Any]],
+                      depends: list[ColumnElement[Any]]) -> str | Response:
+    """The certificate page, cached by the page cache until ``depends`` (besides the newest
+    origin record and signed checkpoint) reads otherwise."""
+    def render() -> str | Response:
+        try:
+            with db.session.begin():
+                cert = build()
+        except _NotSigned as exc:
+            return _pending_page(exc.pending, 200)
+        return pagecache.render_template(template, cert=cert, show=show(cert))
+
+    return pagecache.page([*depends, pagecache.origin_head(), pagecache.signed_size()],
+                          render)
+
+
+def _certificate_json(build: Callable[[], dict[str, Any]], name: str) -> Response:
+    try:
+        with db.session.begin():
+            cert = build()
+    except _NotSigned as exc:
+        return _pending_json(exc.pending)
+    response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
+                        mimetype="application/json")
+    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{name}.json"'
+    return response
+
+
+def _certificate_pdf(kind: str, name: str, erased: ColumnElement[Any],
+                     build: Callable[[], dict[str, Any]],
+                     print_html: Callable[[dict[str, Any]], str]) -> Response:
+    """The PDF: rendered on the first request, then served from storage (``pdfstore``), with
+    its digest as a strong ETag (304 on a match)."""
+    try:
+        found = pdfstore.pdf_for(kind, name, request.url_root, erased, build,
+                                 lambda cert: pdf_from_html(print_html(cert)))
+    except _NotSigned as exc:
+        return _pending_page(exc.pending, 202)
+    response = Response(found.pdf, mimetype="application/pdf")
+    response.set_etag(found.digest)
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{name}.pdf"'
+    response.make_conditional(request)
+    return response
+
+
 @bp.get("/registry/certificates/<int:seq>")
 def certificate(seq: int) -> str | Response:
     """A retirement's certificate; until a signed checkpoint covers it (seconds), a page that
     says so and refreshes itself. Cached until its name is erased, the origin registry records
     something or a checkpoint is signed."""
-    if seq > inputs.MAX_BIGINT:
-        abort(404, description=f"There is no retirement at ledger entry {seq}.")
-
-    def render() -> str | Response:
-        try:
-            with db.session.begin():
-                cert = _certificate(seq)
-        except _NotSigned as exc:
-            return _pending_page(exc.pending, 200)
-        return pagecache.render_template("registry/certificate.html", cert=cert,
-                                         show=_display(cert))
-
-    return pagecache.page([pagecache.retirement_erased(seq), pagecache.origin_head(),
-                           pagecache.signed_size()], render)
+    return _certificate_page(lambda: _certificate(seq), "registry/certificate.html", _display,
+                             [pagecache.retirement_erased(seq)])
 
 
 @bp.get("/registry/certificates/<int:seq>.json")
 def certificate_json(seq: int) -> Response:
     """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` until a
     signed checkpoint covers the retirement."""
-    try:
-        with db.session.begin():
-            cert = _certificate(seq)
-    except _NotSigned as exc:
-        return _pending_json(exc.pending)
-    response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
-                        mimetype="application/json")
-    response.headers["Content-Disposition"] = f'inline; filename="selva-certificate-{seq}.json"'
-    return response
+    return _certificate_json(lambda: _certificate(seq), str(seq))
 
 
 def qr_data_uri(text: str) -> str:
@@ -590,24 +622,8 @@ def pdf_from_html(html: str) -> bytes:
 @limiter.limit("30 per minute")
 def certificate_pdf(seq: int) -> Response:
     """The certificate's PDF: rendered on the first request, then served from storage."""
-    try:
-        found = pdfstore.pdf_for("retirement", str(seq), request.url_root,
-                                 pagecache.retirement_erased(seq),
-                                 lambda: _certificate(seq),
-                                 lambda cert: pdf_from_html(render_certificate_print(cert)))
-    except _NotSigned as exc:
-        return _pending_page(exc.pending, 202)
-    return _pdf_response(found, f"selva-certificate-{seq}.pdf")
-
-
-def _pdf_response(found: pdfstore.StoredPdf, filename: str) -> Response:
-    """A stored or fresh certificate PDF, with its digest as a strong ETag (304 on a match)."""
-    response = Response(found.pdf, mimetype="application/pdf")
-    response.set_etag(found.digest)
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    response.make_conditional(request)
-    return response
+    return _certificate_pdf("retirement", str(seq), pagecache.retirement_erased(seq),
+                            lambda: _certificate(seq), render_certificate_print)
 
 
 @bp.post("/registry/certificates/<int:seq>/erase")
@@ -728,35 +744,17 @@ def kg_certificate(reference: str) -> str | Response:
     that says so and refreshes itself."""
     if not kg_certificates.REFERENCE.fullmatch(reference):
         abort(404, description=KG_NOT_FOUND)
-
-    def render() -> str | Response:
-        try:
-            with db.session.begin():
-                cert = _sealed_kg_certificate(reference)
-        except _NotSigned as exc:
-            return _pending_page(exc.pending, 200)
-        return pagecache.render_template("registry/kg_certificate.html", cert=cert,
-                                         show=_kg_display(cert))
-
     state = select(KgAllocation.state).where(KgAllocation.reference == reference)
-    return pagecache.page([state.scalar_subquery(), pagecache.allocation_erased(reference),
-                           pagecache.origin_head(), pagecache.signed_size()], render)
+    return _certificate_page(lambda: _sealed_kg_certificate(reference),
+                             "registry/kg_certificate.html", _kg_display,
+                             [state.scalar_subquery(), pagecache.allocation_erased(reference)])
 
 
 @bp.get("/registry/kg/<reference>.json")
 def kg_certificate_json(reference: str) -> Response:
     """The certificate JSON; ``202 {"status": "pending", ...}`` with ``Retry-After`` while the
     allocation is being written into the ledger."""
-    try:
-        with db.session.begin():
-            cert = _sealed_kg_certificate(reference)
-    except _NotSigned as exc:
-        return _pending_json(exc.pending)
-    response = Response(json.dumps(cert, indent=2, ensure_ascii=False) + "\n",
-                        mimetype="application/json")
-    response.headers["Content-Disposition"] = \
-        f'inline; filename="selva-certificate-{reference}.json"'
-    return response
+    return _certificate_json(lambda: _sealed_kg_certificate(reference), reference)
 
 
 def render_kg_certificate_print(cert: dict[str, Any]) -> str:
@@ -773,14 +771,9 @@ def kg_certificate_pdf(reference: str) -> Response:
     """The certificate's PDF: rendered on the first request, then served from storage."""
     if not kg_certificates.REFERENCE.fullmatch(reference):
         abort(404, description=KG_NOT_FOUND)
-    try:
-        found = pdfstore.pdf_for("allocation", reference, request.url_root,
-                                 pagecache.allocation_erased(reference),
-                                 lambda: _sealed_kg_certificate(reference),
-                                 lambda cert: pdf_from_html(render_kg_certificate_print(cert)))
-    except _NotSigned as exc:
-        return _pending_page(exc.pending, 202)
-    return _pdf_response(found, f"selva-certificate-{reference}.pdf")
+    return _certificate_pdf("allocation", reference, pagecache.allocation_erased(reference),
+                            lambda: _sealed_kg_certificate(reference),
+                            render_kg_certificate_print)
 
 
 @bp.post("/registry/kg/<reference>/erase")

@@ -5,33 +5,15 @@ password, logging in with it; the link refused the second time."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import select
 
 from marketplace.models.mail import OutboxEmail
 from tests.marketplace.shop import add_user
 
-from .server import LiveServer, browser, live  # noqa: F401  (fixtures used by name)
-
-TIMEOUT_MS = 10_000
-
-
-@pytest.fixture
-def page(browser: Any, live: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(base_url=live.url)
-    context.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    opened = context.new_page()
-    opened.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield opened
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the pages: {errors}"
+from .server import LiveServer, Pages, browser, live, pages  # noqa: F401  (fixtures used by name)
 
 
 def expect(target: Any) -> Any:
@@ -40,7 +22,8 @@ def expect(target: Any) -> Any:
     return playwright_expect(target)
 
 
-def test_a_forgotten_password_is_reset_in_the_browser(page: Any, live: LiveServer) -> None:
+def test_a_forgotten_password_is_reset_in_the_browser(pages: Pages, live: LiveServer) -> None:
+    page = pages.new()
     add_user(live.app, "forgot@example.org", name="Flo Forgot")
     page.goto("/login")
     page.get_by_role("link", name="Forgot your password?").click()

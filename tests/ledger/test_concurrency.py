@@ -274,6 +274,26 @@ def test_a_refused_append_under_contention_writes_nothing(pg_engine: Engine) -> 
         assert audit.verify(session).entries == 2
 
 
+def _retire_while_held(engine: Engine, account: int, holding: Session) -> operations.Receipt:
+    """Retire 3 t from ``account`` in another thread while ``holding`` (a transaction that
+    appended, so holds the head lock) is open; check that the retirement waits for it, commit
+    it, and return the retirement's receipt."""
+    try:
+        def retire() -> operations.Receipt:
+            with Session(engine) as session, session.begin():
+                return operations.retire(session, account_id=account, quantity=3,
+                                         **retire_args())
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(retire)
+            time.sleep(0.5)
+            assert not future.done(), "the retirement should wait for the head lock"
+            holding.commit()
+            return future.result(timeout=10)
+    finally:
+        holding.close()
+
+
 def test_credits_arriving_while_a_spend_waits_for_the_lock_are_spent(pg_engine: Engine) -> None:
     """A spend reads its blocks before the head lock. Alice holds nothing when her retirement
     starts; the transfer that gives her 5 t holds the lock and commits while she waits. Her
@@ -283,20 +303,7 @@ def test_credits_arriving_while_a_spend_waits_for_the_lock_are_spent(pg_engine: 
         issue_verra(session, world, quantity=100)
 
     first, receipt = _open_transfer(pg_engine, world, world.alice, 5)
-    try:
-        def retire() -> operations.Receipt:
-            with Session(pg_engine) as session, session.begin():
-                return operations.retire(session, account_id=world.alice, quantity=3,
-                                         **retire_args())
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(retire)
-            time.sleep(0.5)
-            assert not future.done(), "the retirement should wait for the head lock"
-            first.commit()
-            retired = future.result(timeout=10)
-    finally:
-        first.close()
+    retired = _retire_while_held(pg_engine, world.alice, first)
     assert retired.seq == receipt.seq + 1
     assert retired.spent == (receipt.created[0].id,)
     with Session(pg_engine) as session:
@@ -315,22 +322,9 @@ def test_blocks_spent_while_a_spend_waits_are_chosen_again(pg_engine: Engine) ->
                             quantity=10)
     holder = Session(pg_engine)
     holder.begin()
-    try:
-        moved = operations.transfer(holder, from_account=world.alice, to_account=world.bob,
-                                    quantity=4)
-
-        def retire() -> operations.Receipt:
-            with Session(pg_engine) as session, session.begin():
-                return operations.retire(session, account_id=world.alice, quantity=3,
-                                         **retire_args())
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(retire)
-            time.sleep(0.5)
-            holder.commit()
-            retired = future.result(timeout=10)
-    finally:
-        holder.close()
+    moved = operations.transfer(holder, from_account=world.alice, to_account=world.bob,
+                                quantity=4)
+    retired = _retire_while_held(pg_engine, world.alice, holder)
     assert set(retired.spent).isdisjoint(moved.spent)
     with Session(pg_engine) as session:
         assert queries.available(session, world.alice) == 3

@@ -108,3 +108,17 @@ def pay_demo(client: FlaskClient, checkout_response: Any) -> str:
 def user_id(app: Flask, email: str) -> int:
     with transaction(app) as session:
         return int(session.scalar(select(User.id).where(User.email == email)))
+
+
+def ticks_at_once(app: Flask, workers: int = 2, each: int = 2) -> None:
+    """``workers`` workers (as on several hosts) each running ``each`` passes, all at once."""
+    import threading
+
+    from marketplace.worker import Worker
+
+    running = [Worker(app) for _ in range(workers)]
+    threads = [threading.Thread(target=w.tick) for w in running for _ in range(each)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)

@@ -22,7 +22,8 @@ from marketplace.models import Order
 from marketplace.models.mail import OutboxEmail
 from marketplace.worker import Worker
 
-from .shop import PASSWORD, add_user, checkout_form, load_demo, login, make_app, transaction
+from .shop import (PASSWORD, add_user, checkout_form, load_demo, login, make_app,
+                   ticks_at_once, transaction)
 
 
 class Inbox:
@@ -271,18 +272,11 @@ def test_an_invitation_by_email_is_accepted(site: Flask, inbox: Inbox) -> None:
 
 @pytest.mark.postgres
 def test_two_workers_send_each_email_once(pg_url: str, inbox: Inbox) -> None:
-    import threading
-
     app = make_app(pg_url, SMTP_URL=f"smtp://127.0.0.1:{inbox.port}?plain=1")
     with transaction(app) as session:
         for n in range(24):
             mail.enqueue(session, f"person{n}@example.org", f"Message {n}", "Hello.\n", "test")
-    workers = [Worker(app), Worker(app)]
-    threads = [threading.Thread(target=w.tick) for w in workers for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    ticks_at_once(app)
     assert sorted(m["Subject"] for m in inbox.messages) == sorted(
         f"Message {n}" for n in range(24))
     with transaction(app) as session:

@@ -5,7 +5,6 @@ without a new order; a failing job does not stop the others."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from marketplace.models import Order, User
 from marketplace.models.api import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from marketplace.worker import Worker
 
-from .shop import add_user, load_demo, transaction
+from .shop import add_user, load_demo, ticks_at_once, transaction
 from .test_api_helpers import api_app_for, keypair, make_company  # noqa: F401
 from .test_api_webhooks import Receiver
 
@@ -51,12 +50,7 @@ def test_two_workers_deliver_each_webhook_once(app: Any) -> None:
                 for n in range(30):
                     webhooks.emit(db.session, company.org_id, "order.fulfilled", True,
                                   {"id": f"SLV-{n:010d}", "object": "order"})
-        workers = [Worker(app), Worker(app)]
-        threads = [threading.Thread(target=w.tick) for w in workers for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        ticks_at_once(app)
         ids = [r.event["data"]["object"]["id"] for r in receiver.received]
         assert sorted(ids) == sorted(f"SLV-{n:010d}" for n in range(30))  # each exactly once
         with transaction(app) as session:
