@@ -208,7 +208,7 @@ def _check_beneficiaries(session: Session, state: Replay) -> None:
             continue  # erased on request: the commitment stands, the name is withheld
         if row.name is None or row.salt is None:
             raise VerificationError(row.seq, "the beneficiary is half erased")
-        if beneficiary_commitment(row.salt, row.name) != retirement["beneficiary"]:
+        if beneficiary_commitment(row.salt, row.name) != retirement[1]:
             raise VerificationError(row.seq, "the beneficiary's name does not match the "
                                              "commitment in the journal")
 

@@ -293,8 +293,12 @@ class LabelChange:
 
 
 def _spent(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(set(value)) != len(value) or any(
-            isinstance(b, bool) or not isinstance(b, int) for b in value):
+    if not isinstance(value, list):
+        raise ChainError("spent must be a list of distinct block ids")
+    for block in value:
+        if isinstance(block, bool) or not isinstance(block, int):
+            raise ChainError("spent must be a list of distinct block ids")
+    if len(value) > 1 and len(set(value)) != len(value):
         raise ChainError("spent must be a list of distinct block ids")
     return tuple(value)
 
@@ -437,7 +441,7 @@ class Transfer:
 
     @classmethod
     def from_data(cls, data: Any) -> Transfer:
-        _keys(data, {"from", "to", "quantity", "spent", "created"})
+        _keys(data, _TRANSFER_KEYS)
         return cls(sender=_id(data["from"], "from"), receiver=_id(data["to"], "to"),
                    quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
                    created=_created(data["created"]))
@@ -486,8 +490,7 @@ class Retire:
 
     @classmethod
     def from_data(cls, data: Any) -> Retire:
-        _keys(data, {"account", "quantity", "spent", "created", "beneficiary", "purpose", "note",
-                     "country", "period_start", "period_end", "date"})
+        _keys(data, _RETIRE_KEYS)
         return cls(account=_id(data["account"], "account"),
                    quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
                    created=_created(data["created"]), beneficiary=data["beneficiary"],
@@ -517,7 +520,7 @@ class Cancel:
 
     @classmethod
     def from_data(cls, data: Any) -> Cancel:
-        _keys(data, {"account", "quantity", "spent", "created", "reason"})
+        _keys(data, _CANCEL_KEYS)
         return cls(account=_id(data["account"], "account"),
                    quantity=validate_quantity(data["quantity"]), spent=_spent(data["spent"]),
                    created=_created(data["created"]), reason=data["reason"])
@@ -693,8 +696,16 @@ Spend = Transfer | Retire | Cancel | PoolRetire
 # -- shared parsing helpers ---------------------------------------------------------------------
 
 
-def _keys(obj: Any, expected: set[str], error: type[Exception] = ChainError) -> None:
-    if not isinstance(obj, dict) or set(obj) != expected:
+_TRANSFER_KEYS = frozenset(("from", "to", "quantity", "spent", "created"))
+_RETIRE_KEYS = frozenset(("account", "quantity", "spent", "created", "beneficiary", "purpose",
+                          "note", "country", "period_start", "period_end", "date"))
+_CANCEL_KEYS = frozenset(("account", "quantity", "spent", "created", "reason"))
+_BLOCK_KEYS = frozenset(("id", "batch", "account", "first", "last", "state"))
+
+
+def _keys(obj: Any, expected: set[str] | frozenset[str],
+          error: type[Exception] = ChainError) -> None:
+    if not isinstance(obj, dict) or obj.keys() != expected:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise error(f"expected the fields {sorted(expected)}, found {found}")
 
@@ -717,6 +728,6 @@ def _iso(value: Any) -> str | None:
 
 def block_from_record(item: Any) -> BlockRange:
     """A block as an entry's ``created`` list writes it."""
-    _keys(item, {"id", "batch", "account", "first", "last", "state"})
+    _keys(item, _BLOCK_KEYS)
     return BlockRange(item["id"], item["batch"], item["account"], item["first"], item["last"],
                       item["state"])

@@ -11,7 +11,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import canonical
 from .errors import (
@@ -41,7 +41,6 @@ from .records import (
     OriginRetirement,
     PoolRetire,
     Retire,
-    Spend,
     Transfer,
 )
 from .rules import (
@@ -57,16 +56,86 @@ from .rules import (
     validate_time,
 )
 
-RECORD_KEYS = {"v", "seq", "kind", "time", "prev", "data"}
+RECORD_KEYS = frozenset(("v", "seq", "kind", "time", "prev", "data"))
+KINDS = frozenset(("issue", "transfer", "retire", "cancel", "origin", "label", "pool",
+                   "allocate"))
 
 
-@dataclass(frozen=True)
-class ReplayedBlock:
-    """A block as the replay rebuilds it, with the entries that created and spent it."""
+class ReplayedBlock(NamedTuple):
+    """A block as the replay rebuilds it, with the entries that created and spent it. A named
+    tuple, as the replay keeps one per block ever made (millions), and builds one per spend."""
 
     range: BlockRange
     created_by: int
     spent_by: int | None = None
+
+
+Step = tuple[Any, ...]
+"""What the rules need of one entry once its record is parsed and checked on its own
+(:func:`make_step`): the kind first, then the typed record's facts. Plain tuples, so an entry
+checked in another process reaches the replay cheaply (``ledger.verify`` checks records in a
+pool of processes and replays their steps in order)."""
+
+
+def open_record(seq: int, record: bytes, stated_hash: str) -> tuple[str, dict[str, Any]]:
+    """The first checks of an entry, which need nothing but the entry: its stated hash is the
+    SHA-256 of the record, the record is canonical JSON with the fields of a record, of this
+    version, naming this seq. Return the hash and the parsed record."""
+    digest = hashlib.sha256(record).hexdigest()
+    if digest != stated_hash:
+        raise ChainError(f"the entry hash {stated_hash[:16]}... is not the SHA-256 of its record")
+    parsed = canonical.loads(record)
+    if not isinstance(parsed, dict) or parsed.keys() != RECORD_KEYS:
+        raise ChainError("the record does not have the fields v, seq, kind, time, prev, data")
+    if parsed["v"] != RECORD_VERSION:
+        raise ChainError(f"unknown record version {parsed['v']!r}")
+    if parsed["seq"] != seq:
+        raise ChainError(f"the record says seq {parsed['seq']!r}, its position is {seq}")
+    return digest, parsed
+
+
+def check_prev(prev: object, head: str) -> None:
+    """The record's ``prev`` chains it onto ``head``, the hash of the entry before it."""
+    if prev != head:
+        raise ChainError("the record's previous hash is not the hash of the entry before it")
+
+
+def make_step(parsed: dict[str, Any]) -> Step:
+    """The rest of the checks that need nothing but the entry: a valid time, data that its
+    kind's record type (``ledger.records``) accepts. Return the entry's :data:`Step`."""
+    validate_time(parsed["time"])
+    data = parsed["data"]
+    if not isinstance(data, dict):
+        raise ChainError("the record's data is not an object")
+    kind = parsed["kind"]
+    if kind not in KINDS:
+        raise ChainError(f"unknown entry kind {kind!r}")
+    try:
+        if kind == "retire":
+            retire = Retire.from_data(data)
+            return (kind, retire.account, retire.quantity, retire.spent,
+                    tuple(map(tuple, retire.created)), data["date"], data["beneficiary"])
+        if kind == "transfer":
+            transfer = Transfer.from_data(data)
+            return (kind, transfer.sender, transfer.receiver, transfer.quantity, transfer.spent,
+                    tuple(map(tuple, transfer.created)))
+        if kind == "cancel":
+            cancel = Cancel.from_data(data)
+            return (kind, cancel.account, cancel.quantity, cancel.spent,
+                    tuple(map(tuple, cancel.created)))
+        if kind == "issue":
+            batch = data["batch"]
+            return (kind, Issue.from_data(data), batch["vintage_start"], batch["vintage_end"],
+                    batch["issued"])
+        if kind == "pool":
+            return (kind, PoolRetire.from_data(data), data["date"])
+        if kind == "origin":
+            return (kind, OriginRetirement.from_data(data))
+        if kind == "label":
+            return (kind, LabelChange.from_data(data))
+        return (kind, Allocate.from_data(data))
+    except (KeyError, TypeError) as exc:
+        raise ChainError(f"malformed {kind} data: {exc!r}") from None
 
 
 @dataclass(frozen=True)
@@ -167,10 +236,10 @@ class Replay:
     batches: dict[int, ReplayedBatch] = field(default_factory=dict)
     origins: set[str] = field(default_factory=set)
     buffer_accounts: set[int] = field(default_factory=set)
-    retirements: dict[int, dict[str, Any]] = field(default_factory=dict)
+    retirements: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     """Per retirement (and pool retirement) seq, what is checked after the replay: its date and
-    its beneficiary commitment. Only those: keeping every whole record costs memory, and time,
-    at a million entries."""
+    its beneficiary commitment (None for a pool's). Only those: keeping every whole record
+    costs memory, and time, at a million entries."""
     origin_records: dict[int, list[tuple[int, int, bool, int]]] = field(default_factory=dict)
     """Per batch, its origin records as (first, last, ours, seq)."""
     origin_entries: dict[int, OriginRetirement] = field(default_factory=dict)
@@ -190,45 +259,49 @@ class Replay:
         """
         if seq != self.seq + 1:
             raise ChainError(f"expected seq {self.seq + 1}, found {seq} (a gap or a duplicate)")
-        digest = hashlib.sha256(record).hexdigest()
-        if digest != stated_hash:
-            raise ChainError(f"the entry hash {stated_hash[:16]}... is not the SHA-256 of its record")
-        parsed = canonical.loads(record)
-        if not isinstance(parsed, dict) or set(parsed) != RECORD_KEYS:
-            raise ChainError("the record does not have the fields v, seq, kind, time, prev, data")
-        if parsed["v"] != RECORD_VERSION:
-            raise ChainError(f"unknown record version {parsed['v']!r}")
-        if parsed["seq"] != seq:
-            raise ChainError(f"the record says seq {parsed['seq']!r}, its position is {seq}")
-        if parsed["prev"] != self.head:
-            raise ChainError("the record's previous hash is not the hash of the entry before it")
-        validate_time(parsed["time"])
-        data = parsed["data"]
-        if not isinstance(data, dict):
-            raise ChainError("the record's data is not an object")
-        handler = {
-            "issue": self._issue,
-            "transfer": self._transfer,
-            "retire": self._retire,
-            "cancel": self._cancel,
-            "origin": self._origin,
-            "label": self._label,
-            "pool": self._pool,
-            "allocate": self._allocate,
-        }.get(parsed["kind"])
-        if handler is None:
-            raise ChainError(f"unknown entry kind {parsed['kind']!r}")
-        try:
-            handler(seq, data)
-        except (KeyError, TypeError) as exc:
-            raise ChainError(f"malformed {parsed['kind']} data: {exc!r}") from None
+        digest, parsed = open_record(seq, record, stated_hash)
+        check_prev(parsed["prev"], self.head)
+        self.apply_step(seq, make_step(parsed))
         self.seq = seq
         self.head = digest
         return parsed
 
+    def apply_step(self, seq: int, step: Step) -> None:
+        """Apply entry ``seq``, already checked on its own (:func:`make_step`), against the
+        state so far. The caller moves ``seq`` and ``head`` on."""
+        kind = step[0]
+        try:
+            if kind == "retire":
+                _, account, quantity, spent, created, date, beneficiary = step
+                holder = self._moving(account)
+                self._spend(seq, spent, quantity, created, holder, holder, "retired")
+                self.retirements[seq] = (date, beneficiary)
+            elif kind == "transfer":
+                _, sender, receiver, quantity, spent, created = step
+                holder = self._moving(sender)
+                if receiver in self.buffer_accounts:
+                    raise AccountKindError("the buffer pool is filled only by issuance shares, "
+                                           "not transfers")
+                self._spend(seq, spent, quantity, created, holder, receiver, "tradable")
+            elif kind == "cancel":
+                _, account, quantity, spent, created = step
+                self._spend(seq, spent, quantity, created, account, account, "cancelled")
+            elif kind == "issue":
+                self._issue(seq, *step[1:])
+            elif kind == "pool":
+                self._pool(seq, step[1], step[2])
+            elif kind == "origin":
+                self._origin(seq, step[1])
+            elif kind == "label":
+                self._label(seq, step[1])
+            else:
+                self._allocate(seq, step[1])
+        except (KeyError, TypeError) as exc:
+            raise ChainError(f"malformed {kind} data: {exc!r}") from None
+
     # -- operations ---------------------------------------------------------------------
 
-    def _check_created(self, created: tuple[BlockRange, ...],
+    def _check_created(self, created: Iterable[tuple[Any, ...]],
                        expected: list[BlockRange]) -> list[BlockRange]:
         """The blocks the record says it created (parsed by its record type) must be exactly
         the ones its operation yields."""
@@ -236,21 +309,22 @@ class Replay:
         if actual != expected:
             raise ReplayMismatchError(
                 "the blocks the entry created are not the ones its operation yields: "
-                f"recorded {[_short(b) for b in actual]}, expected {[_short(b) for b in expected]}"
+                f"recorded {[_short(BlockRange(*b)) for b in actual]}, "
+                f"expected {[_short(b) for b in expected]}"
             )
-        return actual
+        return expected
 
-    def _commit_blocks(self, seq: int, spent: list[int], created: list[BlockRange]) -> None:
+    def _commit_blocks(self, seq: int, spent: Iterable[int], created: list[BlockRange]) -> None:
         blocks = self.blocks
         for block_id in spent:
             old = blocks[block_id]
             blocks[block_id] = ReplayedBlock(old.range, old.created_by, seq)
         for block in created:
-            self.blocks[block.id] = ReplayedBlock(block, created_by=seq)
+            blocks[block.id] = ReplayedBlock(block, seq)
         self.next_block += len(created)
 
-    def _issue(self, seq: int, data: dict[str, Any]) -> None:
-        record = Issue.from_data(data)
+    def _issue(self, seq: int, record: Issue, vintage_start: str, vintage_end: str,
+               issued: str) -> None:
         if record.batch != self.next_batch:
             raise ChainError(f"batch id {record.batch!r} should be {self.next_batch}")
         first, last, scheme = record.first, record.last, record.scheme
@@ -267,7 +341,6 @@ class Replay:
             next_id=self.next_block,
         )
         created = self._check_created(record.created, expected)
-        batch = data["batch"]
         self.batches[record.batch] = ReplayedBatch(
             id=record.batch,
             project=record.project.ref,
@@ -277,9 +350,9 @@ class Replay:
             serial=dict(record.serial),
             first=first,
             last=last,
-            vintage_start=batch["vintage_start"],
-            vintage_end=batch["vintage_end"],
-            issued=batch["issued"],
+            vintage_start=vintage_start,
+            vintage_end=vintage_end,
+            issued=issued,
             origin=record.origin,
             buffer_account=record.buffer_account,
             buffer_quantity=record.buffer_quantity,
@@ -292,11 +365,13 @@ class Replay:
         self.next_batch += 1
         self._commit_blocks(seq, [], created)
 
-    def _spend(self, seq: int, record: Spend, holder: int, to_account: int,
+    def _spend(self, seq: int, spent: tuple[int, ...], quantity: int,
+               created: tuple[BlockRange, ...], holder: int, to_account: int,
                to_state: str) -> None:
         inputs: list[BlockRange] = []
-        for block_id in record.spent:
-            block = self.blocks.get(block_id)
+        blocks = self.blocks
+        for block_id in spent:
+            block = blocks.get(block_id)
             if block is None:
                 raise ChainError(f"block {block_id!r} does not exist")
             if block.spent_by is not None:
@@ -307,10 +382,9 @@ class Replay:
                 raise NotHolderError(f"block {block_id} is held by account {block.range.account}, "
                                      f"not {holder}")
             inputs.append(block.range)
-        expected = plan_spend(inputs, record.quantity, holder=holder, to_account=to_account,
+        expected = plan_spend(inputs, quantity, holder=holder, to_account=to_account,
                               to_state=to_state, next_id=self.next_block)
-        created = self._check_created(record.created, expected)
-        self._commit_blocks(seq, list(record.spent), created)
+        self._commit_blocks(seq, spent, self._check_created(created, expected))
 
     def _moving(self, account: int) -> int:
         """The same rule as the operations: the buffer pool's credits never move."""
@@ -318,29 +392,10 @@ class Replay:
             check_movable("buffer")
         return account
 
-    def _transfer(self, seq: int, data: dict[str, Any]) -> None:
-        record = Transfer.from_data(data)
-        holder = self._moving(record.sender)
-        if record.receiver in self.buffer_accounts:
-            raise AccountKindError("the buffer pool is filled only by issuance shares, not "
-                                   "transfers")
-        self._spend(seq, record, holder, record.receiver, "tradable")
-
-    def _retire(self, seq: int, data: dict[str, Any]) -> None:
-        record = Retire.from_data(data)
-        holder = self._moving(record.account)
-        self._spend(seq, record, holder, holder, "retired")
-        self.retirements[seq] = {"date": data["date"], "beneficiary": data["beneficiary"]}
-
-    def _cancel(self, seq: int, data: dict[str, Any]) -> None:
-        record = Cancel.from_data(data)
-        self._spend(seq, record, record.account, record.account, "cancelled")
-
-    def _origin(self, seq: int, data: dict[str, Any]) -> None:
+    def _origin(self, seq: int, record: OriginRetirement) -> None:
         """An origin registry's retirement: inside its mirrored batch, overlapping no earlier
         origin record, and, when it is not ours, freezing exactly the serials of it that were
         still tradable here."""
-        record = OriginRetirement.from_data(data)
         batch = self.batches.get(record.batch)
         if batch is None:
             raise UnknownBatchError(f"no batch {record.batch!r}")
@@ -375,23 +430,22 @@ class Replay:
         known.append((record.first, record.last, record.ours, seq))
         self.origin_entries[seq] = record
 
-    def _pool(self, seq: int, data: dict[str, Any]) -> None:
+    def _pool(self, seq: int, record: PoolRetire, date: str) -> None:
         """A pool retirement: a retirement of the pool project's own tonnes, made for the pool."""
-        record = PoolRetire.from_data(data)
         holder = self._moving(record.account)
         for block_id in record.spent:
             block = self.blocks.get(block_id)
             if block is not None and self.batches[block.range.batch].project != record.pool:
                 raise PoolError(f"block {block_id} is not of {record.pool}: a pool holds its own "
                                 "project's tonnes only")
-        self._spend(seq, record, holder, holder, "retired")
+        self._spend(seq, record.spent, record.quantity, record.created, holder, holder,
+                    "retired")
         self.pools[seq] = PoolDraw(record.pool, record.quantity, account=holder)
-        self.retirements[seq] = {"date": data["date"]}
+        self.retirements[seq] = (date, None)
 
-    def _allocate(self, seq: int, data: dict[str, Any]) -> None:
+    def _allocate(self, seq: int, record: Allocate) -> None:
         """Kilogram allocations: each draws only from pool retirements, and no pool retirement
         gives more grams than its tonnes hold. All of the entry's allocations apply, or none."""
-        record = Allocate.from_data(data)
         taken: dict[int, int] = defaultdict(int)
         for allocation in record.allocations:
             for pool_seq, grams in allocation.draws:
@@ -410,8 +464,7 @@ class Replay:
         for index, allocation in enumerate(record.allocations):
             self.allocations[(seq, index)] = allocation
 
-    def _label(self, seq: int, data: dict[str, Any]) -> None:
-        change = LabelChange.from_data(data)
+    def _label(self, seq: int, change: LabelChange) -> None:
         if change.batch not in self.batches:
             raise UnknownBatchError(f"no batch {change.batch!r}")
         self.labels.setdefault(change.batch, []).append((seq, change))

@@ -124,6 +124,10 @@ def validate_range(first: object, last: object) -> tuple[int, int]:
     return first, last
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
+"""Control characters other than a tab or a line break."""
+
+
 def validate_text(value: object, what: str, *, required: bool) -> str:
     """Free text in a record: a string, trimmed, at most MAX_TEXT characters."""
     if not isinstance(value, str):
@@ -133,7 +137,7 @@ def validate_text(value: object, what: str, *, required: bool) -> str:
         raise RetirementDetailsError(f"{what} is required")
     if len(text) > MAX_TEXT:
         raise RetirementDetailsError(f"{what} is longer than {MAX_TEXT} characters")
-    if any(ord(ch) < 0x20 and ch not in "\n\t" for ch in text):
+    if _CONTROL.search(text):
         raise RetirementDetailsError(f"{what} holds control characters")
     return text
 

@@ -23,13 +23,20 @@ import base64
 import datetime as dt
 import gc
 import hashlib
+import itertools
 import json
+import mmap
+import multiprocessing
+import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, TypeGuard
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -38,7 +45,16 @@ from .checkpoint import Checkpoint, CheckpointError, open_note, parse_verifier_k
 from .errors import LedgerError
 from .merkle import Frontier, MerkleProofError, leaf_hash, verify_inclusion
 from .records import Allocate, OriginRetirement, PoolRetire
-from .replay import OriginTotals, PoolTotals, Replay, Totals
+from .replay import (
+    OriginTotals,
+    PoolTotals,
+    Replay,
+    Step,
+    Totals,
+    check_prev,
+    make_step,
+    open_record,
+)
 from .rules import Coverage, beneficiary_commitment, classify
 from .serials import NativeSerial, parse_serial
 
@@ -50,6 +66,9 @@ class Invalid(Exception):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type[Invalid], tuple[str, str]]:
+        return Invalid, (self.where, self.reason)
 
 
 @dataclass(frozen=True)
@@ -128,16 +147,21 @@ def expected_origin(key: str, origin: str | None) -> str:
 
 
 Progress = Callable[[int, int], None]
-"""Told (entries replayed, entries the checkpoint covers) every ``PROGRESS_EVERY`` entries."""
-PROGRESS_EVERY = 8192
+"""Told (entries replayed, entries the checkpoint covers) after every chunk of entries."""
+CHUNK = 8192
+"""Entries checked at a time, by one worker: a power of two, so that each whole chunk is one
+perfect subtree of the Merkle tree and the main process merges one root a chunk."""
 PROGRESS_FROM = 100_000
 """Exports at least this long show a progress bar on a terminal."""
 
 
 def verify_export(directory: Path, key: str, origin: str | None = None,
-                  progress: Progress | None = None) -> Summary:
+                  progress: Progress | None = None, *, workers: int | None = None,
+                  chunk: int | None = None) -> Summary:
     """Verify an export directory against ``key``; raise :class:`Invalid` at the first fault.
-    The checkpoint must come from ``origin`` (default: the key's name)."""
+    The checkpoint must come from ``origin`` (default: the key's name). ``workers``: how many
+    processes check lines (default: one per CPU; 1 checks them in this process); ``chunk``:
+    how many lines each is given at a time (a power of two; default :data:`CHUNK`)."""
     # The replay allocates a few objects per entry and keeps most of them (the blocks), none
     # in a reference cycle: the cyclic garbage collector would only walk the growing state
     # again and again (a sixth of the time at 100,000 entries, more as the state grows), then
@@ -146,23 +170,19 @@ def verify_export(directory: Path, key: str, origin: str | None = None,
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _verify_export(directory, key, expected_origin(key, origin), progress)
+        return _verify_export(directory, key, expected_origin(key, origin), progress, workers,
+                              chunk)
     finally:
         if collecting:
             gc.enable()
 
 
-def _verify_export(directory: Path, key: str, origin: str,
-                   progress: Progress | None = None) -> Summary:
+def _verify_export(directory: Path, key: str, origin: str, progress: Progress | None = None,
+                   workers: int | None = None, chunk: int | None = None) -> Summary:
     checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key, origin)
     state = Replay()
-    try:
-        handle = (directory / bundle.JOURNAL).open("rb")
-    except OSError as exc:
-        raise Invalid("journal", f"cannot read {bundle.JOURNAL}: {exc.strerror}") from None
-    with handle:
-        size, roots, journal_sha256 = _replay_journal(handle, state, checkpoint.size,
-                                                      progress)
+    size, roots, journal_sha256 = _replay_journal(directory / bundle.JOURNAL, state,
+                                                  checkpoint.size, progress, workers, chunk)
     if state.seq < checkpoint.size:
         raise Invalid(f"seq {state.seq + 1}", f"is missing: the signed checkpoint covers "
                                               f"{checkpoint.size} entries, the journal ends at "
@@ -175,7 +195,7 @@ def _verify_export(directory: Path, key: str, origin: str,
     except LedgerError as exc:
         raise Invalid("journal", str(exc)) from None
     _check_manifest(directory, state, journal_sha256)
-    pending = {seq: (str(state.retirements[seq]["date"]), tonnes)
+    pending = {seq: (state.retirements[seq][0], tonnes)
                for seq, tonnes in state.pending_retirements().items()}
     return Summary(state.seq, state.head, checkpoint, state.totals(), state.origin_totals(),
                    pending, state.pool_totals())
@@ -200,56 +220,221 @@ def check_origin(summary: Summary, *, strict: bool, max_pending_days: int | None
                                             f"(at most {max_pending_days} allowed)")
 
 
-def _replay_journal(handle: BinaryIO, state: Replay, covered: int,
-                    progress: Progress | None = None) -> tuple[int, list[bytes], str]:
+class Chunk(NamedTuple):
+    """What checking one run of lines on its own found (:func:`check_chunk`)."""
+
+    first: int
+    """The seq of its first line."""
+    steps: list[Step]
+    """One per entry checked on its own, in order, for the replay to apply."""
+    head: str
+    """The hash of its last entry checked."""
+    first_prev: str | None
+    """The previous hash its first record names, once that record was read that far: the
+    main process checks it against the hash of the chunk before."""
+    size: int
+    roots: list[bytes]
+    """The Merkle subtrees of its ``size`` entries, tallest first (one per 1 bit of size)."""
+    error: tuple[str, str] | None
+    """The first fault found (where, reason); the entries before it are in ``steps``."""
+
+
+def check_chunk(path: str, start: int, end: int, first: int, covered: int) -> Chunk:
+    """Check the lines of the journal at ``path`` between byte offsets ``start`` and ``end``
+    (whole lines; the first is entry ``first``) each on its own: the line is a whole entry
+    whose seq follows on and is covered by the checkpoint (``covered`` entries), the record's
+    hash and form and every rule that needs nothing but the record (``replay.open_record``,
+    ``replay.make_step``), the chain between its own entries, and the line's kind is the
+    record's. Hash its leaves into Merkle subtrees (RFC 9162: a leaf is SHA-256(0x00 ||
+    record), merged with the frontier's last root while the size before it ends in a 1 bit).
+
+    Pure, and picklable both ways: the verifier runs it in a pool of processes, one chunk
+    after another, and replays the steps in order in the main process.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        lines = handle.read(end - start).split(b"\n")
+    tail = lines.pop()  # empty when the last line ends as every line must
+    steps: list[Step] = []
+    append = steps.append
+    sha256 = hashlib.sha256
+    roots: list[bytes] = []
+    size = 0
+    seq = first - 1
+    head = ""
+    first_prev: str | None = None
+    try:
+        for line in lines:
+            seq += 1
+            entry, record = _parse_line(line, seq)
+            if entry["seq"] != seq:
+                found = entry["seq"]
+                if isinstance(found, int) and found < seq:
+                    raise Invalid(f"seq {found}", f"appears again after seq {seq - 1} "
+                                                  "(a duplicated or reordered line)")
+                raise Invalid(f"seq {seq}", f"is missing (the next line holds seq {found!r})")
+            if seq > covered:
+                raise Invalid(f"seq {seq}", f"is not covered by the signed checkpoint, which "
+                                            f"ends at seq {covered}")
+            try:
+                digest, parsed = open_record(seq, record, entry["hash"])
+                if seq == first:
+                    first_prev = parsed["prev"]
+                else:
+                    check_prev(parsed["prev"], head)
+                step = make_step(parsed)
+            except LedgerError as exc:
+                raise Invalid(f"seq {seq}", str(exc)) from None
+            if parsed["kind"] != entry["kind"]:
+                raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
+            append(step)
+            head = digest
+            node = sha256(b"\x00" + record).digest()
+            merged = size
+            while merged & 1:
+                node = sha256(b"\x01" + roots.pop() + node).digest()
+                merged >>= 1
+            roots.append(node)
+            size += 1
+        if tail:
+            raise Invalid(f"seq {seq + 1}", "the last line is cut short (the file is truncated)")
+    except Invalid as exc:
+        return Chunk(first, steps, head, first_prev, size, roots, (exc.where, exc.reason))
+    return Chunk(first, steps, head, first_prev, size, roots, None)
+
+
+def _chunks(journal: Any, length: int, chunk: int) -> Iterator[tuple[int, int]]:
+    """Byte ranges of ``chunk`` lines each (the last may hold fewer) over a mapped file."""
+    find = journal.find
+    start = 0
+    while start < length:
+        end = start
+        for _ in range(chunk):
+            end = find(b"\n", end) + 1
+            if end == 0:
+                end = length
+                break
+        yield start, end
+        start = end
+
+
+def _workers(requested: int | None) -> int:
+    if requested is not None:
+        return max(1, requested)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress | None = None,
+                    workers: int | None = None, chunk: int | None = None
+                    ) -> tuple[int, list[bytes], str]:
     """Check and replay every line of the journal into ``state``, in order; return the Merkle
     tree's size and frontier (as ``merkle.Frontier`` holds it) and the SHA-256 of the file.
 
-    Per line: the line is a whole entry (``_parse_line``), its seq follows on and is covered
-    by the checkpoint, ``Replay.apply`` accepts its record (hash, chain, canonical form,
-    rules), and the line's kind is the record's. The record's leaf joins the tree as in
-    ``Frontier.append`` (RFC 9162: a leaf is SHA-256(0x00 || record), merged with the
-    frontier's last root while the size before it ends in a 1 bit), inlined here because
-    it runs once per entry.
+    Lines are checked on their own in chunks (:func:`check_chunk`), by a pool of ``workers``
+    processes when there is more than one chunk and more than one worker, while this process
+    applies each chunk's steps to ``state`` in order (``Replay.apply_step``: every rule that
+    needs the state so far), checks that each chunk chains onto the one before, and merges
+    each chunk's Merkle subtrees into the tree. A fault is reported at the first bad seq,
+    whichever side finds it. A thread hashes the whole file meanwhile (hashlib lets go of the
+    interpreter while it hashes).
     """
-    journal_digest = hashlib.sha256()
-    update = journal_digest.update
-    sha256 = hashlib.sha256
-    apply = state.apply
-    roots: list[bytes] = []  # the frontier: one perfect subtree's root per 1 bit of size
+    chunk = chunk or CHUNK
+    if chunk < 1 or chunk & (chunk - 1):
+        raise ValueError("the chunk size must be a power of two")
+    roots: list[bytes] = []
     size = 0
-    seq = state.seq
-    for line in handle:
-        seq += 1
-        update(line)
-        entry, record = _parse_line(line, seq)
-        if entry["seq"] != seq:
-            found = entry["seq"]
-            if isinstance(found, int) and found < seq:
-                raise Invalid(f"seq {found}", f"appears again after seq {seq - 1} "
-                                              "(a duplicated or reordered line)")
-            raise Invalid(f"seq {seq}", f"is missing (the next line holds seq {found!r})")
-        if seq > covered:
-            raise Invalid(f"seq {seq}", f"is not covered by the signed checkpoint, which "
-                                        f"ends at seq {covered}")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise Invalid("journal", f"cannot read {bundle.JOURNAL}: {exc.strerror}") from None
+    with handle:
+        length = os.fstat(handle.fileno()).st_size
+        if length == 0:
+            return 0, roots, hashlib.sha256().hexdigest()
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as journal:
+            ranges = _chunks(journal, length, chunk)
+            opening = next(ranges)
+            first = state.seq + 1
+            tasks = ((str(path), start, end, first + n * chunk, covered)
+                     for n, (start, end) in enumerate(itertools.chain([opening], ranges)))
+            workers = _workers(workers)
+            pool = None
+            if workers > 1 and opening[1] < length:  # more than one chunk: else all in here
+                pool = ProcessPoolExecutor(workers, multiprocessing.get_context(_START))
+            digest = hashlib.sha256()
+            hasher = threading.Thread(target=digest.update, args=(journal,), daemon=True)
+            hasher.start()
+            try:
+                for result in (_in_pool(pool, tasks, 2 * workers) if pool is not None
+                               else (check_chunk(*task) for task in tasks)):
+                    size = _apply_chunk(state, result, roots, size)
+                    if progress is not None:
+                        progress(size, covered)
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+                hasher.join()
+            return size, roots, digest.hexdigest()
+
+
+_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+"""Workers start as copies of this process where the system allows (no imports to repeat)."""
+
+
+def _in_pool(pool: ProcessPoolExecutor, tasks: Iterator[tuple[str, int, int, int, int]],
+             ahead: int) -> Iterator[Chunk]:
+    """The chunks' results in order, with at most ``ahead`` chunks in work at once (so that
+    memory stays flat however far the workers run ahead of the replay). A worker that dies
+    breaks the pool, which raises here rather than waiting for ever."""
+    pending: deque[Future[Chunk]] = deque(pool.submit(check_chunk, *task)
+                                          for task in itertools.islice(tasks, ahead))
+    while pending:
+        result = pending.popleft().result()
+        for task in itertools.islice(tasks, 1):
+            pending.append(pool.submit(check_chunk, *task))
+        yield result
+
+
+def _apply_chunk(state: Replay, chunk: Chunk, roots: list[bytes], size: int) -> int:
+    """Replay one checked chunk onto ``state`` and merge its subtrees into the frontier
+    ``roots`` of a tree of ``size`` leaves; return the new size. Raise at its first fault."""
+    if chunk.first_prev is not None:
         try:
-            parsed = apply(seq, record, entry["hash"])
+            check_prev(chunk.first_prev, state.head)
         except LedgerError as exc:
-            raise Invalid(f"seq {seq}", str(exc)) from None
-        if parsed["kind"] != entry["kind"]:
-            raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
-        node = sha256(b"\x00" + record).digest()
-        merged = size
+            raise Invalid(f"seq {chunk.first}", str(exc)) from None
+    apply_step = state.apply_step
+    seq = chunk.first
+    try:
+        for step in chunk.steps:
+            apply_step(seq, step)
+            seq += 1
+    except LedgerError as exc:
+        raise Invalid(f"seq {seq}", str(exc)) from None
+    if chunk.steps:
+        state.seq = seq - 1
+        state.head = chunk.head
+    if chunk.error is not None:
+        raise Invalid(*chunk.error)
+    # The chunk's subtrees, tallest first, join the tree as leaves do (``Frontier.append``),
+    # a level up for each doubling: the chunk began where the tree's size is a multiple of
+    # the chunk size, so each subtree lands on a boundary of its own height.
+    sha256 = hashlib.sha256
+    height = chunk.size.bit_length()
+    for node in chunk.roots:
+        height -= 1
+        while not chunk.size >> height & 1:
+            height -= 1
+        merged = size >> height
         while merged & 1:
             node = sha256(b"\x01" + roots.pop() + node).digest()
             merged >>= 1
         roots.append(node)
-        size += 1
-        if progress is not None and not size % PROGRESS_EVERY:
-            progress(size, covered)
-    if progress is not None:
-        progress(size, covered)
-    return size, roots, journal_digest.hexdigest()
+        size += 1 << height
+    return size
 
 
 def _open_checkpoint(path: Path, key: str, origin: str) -> Checkpoint:
@@ -268,9 +453,8 @@ _parse_json = orjson.loads  # about three times the standard library's speed
 
 
 def _parse_line(line: bytes, seq: int) -> tuple[dict[str, Any], bytes]:
-    """The line's entry, and its record as the bytes that were hashed."""
-    if not line.endswith(b"\n"):
-        raise Invalid(f"seq {seq}", "the last line is cut short (the file is truncated)")
+    """The line's entry (the line without its newline), and its record as the bytes that were
+    hashed."""
     try:
         entry = _parse_json(line)
     except (ValueError, RecursionError):
@@ -647,6 +831,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "key's name, e.g. selva.example/ledger)")
     parser.add_argument("--strict-origin", action="store_true",
                         help="fail if any serial is in conflict with its origin registry")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="processes that check lines side by side (default: one per CPU; "
+                             "1: check them all in this process)")
     parser.add_argument("--max-pending-days", type=int, metavar="N",
                         help="fail if a retirement is still pending at its origin registry "
                              "more than N days after it was made")
@@ -669,8 +856,11 @@ def main(argv: list[str] | None = None) -> int:
         key = load_key(args.key or str(args.directory / bundle.KEY))
         if args.max_pending_days is not None and args.max_pending_days < 0:
             parser.error("--max-pending-days must be 0 or more")
+        if args.workers is not None and args.workers < 1:
+            parser.error("--workers must be 1 or more")
         with _progress_bar(args.directory) as progress:
-            summary = verify_export(args.directory, key, args.origin, progress)
+            summary = verify_export(args.directory, key, args.origin, progress,
+                                    workers=args.workers)
         check_origin(summary, strict=args.strict_origin, max_pending_days=args.max_pending_days)
     except Invalid as exc:
         print(f"INVALID: {exc}", file=sys.stderr)
