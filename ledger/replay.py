@@ -511,6 +511,21 @@ class Replay:
         return result
 
 
+    def _retired_by_batch(self) -> dict[int, list[tuple[int, int, int]]]:
+        """The unspent retired blocks of mirrored batches as (first, last, created_by), per
+        batch."""
+        mirrored = {batch.id for batch in self.batches.values()
+                    if batch.scheme in MIRRORED_REGISTRIES}
+        result: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for block, created_by, spent_by in self.blocks.values():
+            if spent_by is None and block.state == "retired" and block.batch in mirrored:
+                result[block.batch].append((block.first, block.last, created_by))
+        return result
+
+    def _origin_of(self, batch: int) -> list[tuple[int, int, bool]]:
+        return [(first, last, ours) for first, last, ours, _ in
+                self.origin_records.get(batch, [])]
+
     def origin_totals(self) -> dict[str, OriginTotals]:
         """Per project with mirrored batches: its tonnes retired here, covered / pending /
         in conflict at the origin registry, and its tonnes frozen here."""
@@ -518,20 +533,12 @@ class Replay:
         for batch in self.batches.values():
             if batch.scheme in MIRRORED_REGISTRIES:
                 result.setdefault(batch.project, OriginTotals())
-        for block in self.blocks.values():
-            if block.spent_by is not None or block.range.state not in ("retired", "frozen"):
-                continue
-            batch = self.batches[block.range.batch]
-            if batch.scheme not in MIRRORED_REGISTRIES:
-                continue
-            totals = result[batch.project]
-            if block.range.state == "frozen":
-                totals.frozen += block.range.quantity
-                continue
-            totals.coverage.add(classify(
-                [(block.range.first, block.range.last)],
-                [(first, last, ours) for first, last, ours, _ in
-                 self.origin_records.get(batch.id, [])]))
+        for block, _, spent_by in self.blocks.values():
+            if spent_by is None and block.state == "frozen":
+                result[self.batches[block.batch].project].frozen += block.quantity
+        for batch_id, retired in self._retired_by_batch().items():
+            result[self.batches[batch_id].project].coverage.add(classify(
+                [(first, last) for first, last, _ in retired], self._origin_of(batch_id)))
         return result
 
     def pool_totals(self) -> dict[str, PoolTotals]:
@@ -549,17 +556,14 @@ class Replay:
     def pending_retirements(self) -> dict[int, int]:
         """Retirement seq -> tonnes of it still pending at the origin registry."""
         pending: dict[int, int] = defaultdict(int)
-        for block in self.blocks.values():
-            if block.spent_by is not None or block.range.state != "retired":
-                continue
-            batch = self.batches[block.range.batch]
-            if batch.scheme not in MIRRORED_REGISTRIES:
-                continue
-            coverage = classify([(block.range.first, block.range.last)],
-                                [(first, last, ours) for first, last, ours, _ in
-                                 self.origin_records.get(batch.id, [])])
-            if coverage.pending:
-                pending[block.created_by] += coverage.pending
+        for batch_id, retired in self._retired_by_batch().items():
+            origin = self._origin_of(batch_id)
+            for first, last, created_by in retired:
+                # With no origin record for the batch, every serial of it is pending.
+                tonnes = (classify([(first, last)], origin).pending if origin
+                          else last - first + 1)
+                if tonnes:
+                    pending[created_by] += tonnes
         return dict(pending)
 
 
