@@ -183,7 +183,7 @@ def _fast_loads(data: bytes) -> Any:
     try:
         value = _read_without_floats(data)
         again = _orjson.dumps(value, option=_STRICT_OPTIONS)
-    except (_msgspec.MsgspecError, ValueError, TypeError):
+    except (_msgspec.MsgspecError, ValueError, TypeError, RecursionError):
         return None
     return value if again == data else None
 

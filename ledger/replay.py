@@ -124,9 +124,9 @@ def make_step(parsed: dict[str, Any]) -> Step:
             return (kind, cancel.account, cancel.quantity, cancel.spent,
                     tuple(map(tuple, cancel.created)))
         if kind == "issue":
+            issue = Issue.from_data(data)
             batch = data["batch"]
-            return (kind, Issue.from_data(data), batch["vintage_start"], batch["vintage_end"],
-                    batch["issued"])
+            return (kind, issue, batch["vintage_start"], batch["vintage_end"], batch["issued"])
         if kind == "pool":
             return (kind, PoolRetire.from_data(data), data["date"])
         if kind == "origin":

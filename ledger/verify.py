@@ -229,9 +229,10 @@ class Chunk(NamedTuple):
     """One per entry checked on its own, in order, for the replay to apply."""
     head: str
     """The hash of its last entry checked."""
-    first_prev: str | None
-    """The previous hash its first record names, once that record was read that far: the
-    main process checks it against the hash of the chunk before."""
+    first_prev: tuple[object, ...]
+    """The previous hash its first record names, as a 1-tuple once that record was read that
+    far (empty before: a record's ``prev`` may itself be null): the main process checks it
+    against the hash of the chunk before."""
     size: int
     roots: list[bytes]
     """The Merkle subtrees of its ``size`` entries, tallest first (one per 1 bit of size)."""
@@ -262,7 +263,7 @@ def check_chunk(path: str, start: int, end: int, first: int, covered: int) -> Ch
     size = 0
     seq = first - 1
     head = ""
-    first_prev: str | None = None
+    first_prev: tuple[object, ...] = ()
     try:
         for line in lines:
             seq += 1
@@ -279,15 +280,16 @@ def check_chunk(path: str, start: int, end: int, first: int, covered: int) -> Ch
             try:
                 digest, parsed = open_record(seq, record, entry["hash"])
                 if seq == first:
-                    first_prev = parsed["prev"]
+                    first_prev = (parsed["prev"],)
                 else:
                     check_prev(parsed["prev"], head)
                 step = make_step(parsed)
             except LedgerError as exc:
                 raise Invalid(f"seq {seq}", str(exc)) from None
-            if parsed["kind"] != entry["kind"]:
-                raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
             append(step)
+            if parsed["kind"] != entry["kind"]:
+                # Reported once the step is replayed, as a broken rule of the entry comes first.
+                raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
             head = digest
             node = sha256(b"\x00" + record).digest()
             merged = size
@@ -380,8 +382,9 @@ def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress 
             return size, roots, digest.hexdigest()
 
 
-_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-"""Workers start as copies of this process where the system allows (no imports to repeat)."""
+_START = "fork" if sys.platform == "linux" else "spawn"
+"""Workers start as copies of this process on Linux (no imports to repeat); elsewhere, where
+forking a process with threads is not safe, as new interpreters."""
 
 
 def _in_pool(pool: ProcessPoolExecutor, tasks: Iterator[tuple[str, int, int, int, int]],
@@ -401,9 +404,9 @@ def _in_pool(pool: ProcessPoolExecutor, tasks: Iterator[tuple[str, int, int, int
 def _apply_chunk(state: Replay, chunk: Chunk, roots: list[bytes], size: int) -> int:
     """Replay one checked chunk onto ``state`` and merge its subtrees into the frontier
     ``roots`` of a tree of ``size`` leaves; return the new size. Raise at its first fault."""
-    if chunk.first_prev is not None:
+    if chunk.first_prev:
         try:
-            check_prev(chunk.first_prev, state.head)
+            check_prev(chunk.first_prev[0], state.head)
         except LedgerError as exc:
             raise Invalid(f"seq {chunk.first}", str(exc)) from None
     apply_step = state.apply_step

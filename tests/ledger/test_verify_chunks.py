@@ -11,17 +11,20 @@ short one; and they check that every chunk size gives the same tree and totals.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger import bundle
 from ledger import verify as verifier
 from ledger.replay import Replay
 from ledger.verify import Invalid, load_key, verify_export
 
 from .test_offline_verify import (  # noqa: F401  (built and export are fixtures)
+    FIRST_LABEL,
     MUTATIONS,
     RULE_BREAKS,
     SIZE,
@@ -32,6 +35,7 @@ from .test_offline_verify import (  # noqa: F401  (built and export are fixtures
     built,
     export,
     refresh_manifest,
+    sign_checkpoint,
 )
 from .test_offline_verify import \
     test_a_damaged_or_forged_export_is_refused as refused  # the same test, in chunks
@@ -125,3 +129,54 @@ def test_the_main_process_keeps_the_state_of_every_chunk(export: Path, built: Bu
             state.origin_records, state.labels, state.next_block) == \
         (serial.seq, serial.head, serial.blocks, serial.batches, serial.retirements,
          serial.origin_records, serial.labels, serial.next_block)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_null_previous_hash_at_the_start_of_a_chunk_is_refused(
+        export: Path, built: Built, workers: int) -> None:
+    """A first record of a chunk whose ``prev`` is null is checked like any other."""
+    journal = Journal(export)
+    journal.put(5, {**journal.record(5), "prev": None})
+    journal.save()
+    refresh_manifest(export)
+    with pytest.raises(Invalid) as caught:
+        verify_export(export, load_key(str(built.verifier)), workers=workers)
+    assert (caught.value.where, caught.value.reason) == (
+        "seq 5", "the record's previous hash is not the hash of the entry before it")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_broken_rule_is_named_before_a_line_of_the_wrong_kind(
+        export: Path, built: Built, workers: int) -> None:
+    """An entry that breaks a rule of the ledger and whose line names another kind is refused
+    for the rule, as when one process replays every line."""
+    journal = Journal(export)
+    journal.rewrite(FIRST_LABEL, lambda record: record["data"].update(batch=99))
+    entry = journal.entry(FIRST_LABEL)
+    journal.lines[FIRST_LABEL - 1] = bundle.journal_line(
+        FIRST_LABEL, "issue", entry["record"].encode("utf-8"), entry["hash"])
+    journal.save()
+    sign_checkpoint(export, SIZE, journal.root(), built.signer)
+    refresh_manifest(export)
+    with pytest.raises(Invalid) as caught:
+        verify_export(export, load_key(str(built.verifier)), workers=workers)
+    assert (caught.value.where, caught.value.reason) == (f"seq {FIRST_LABEL}", "no batch 99")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_record_nested_too_deep_is_invalid_not_a_crash(
+        export: Path, built: Built, workers: int) -> None:
+    """A re-hashed record holding 1,100 nested lists is refused as not canonical, in a worker
+    process as in this one."""
+    journal = Journal(export)
+    record = journal.entry(6)["record"].encode("utf-8")
+    deep = record.replace(b'"data":{', b'"data":' + b"[" * 1100 + b"]" * 1100 + b',"x":{', 1)
+    lines = list(journal.lines)
+    lines[5] = bundle.journal_line(6, "issue", deep, hashlib.sha256(deep).hexdigest())
+    journal.set_lines(lines)
+    journal.save()
+    refresh_manifest(export)
+    with pytest.raises(Invalid) as caught:
+        verify_export(export, load_key(str(built.verifier)), workers=workers)
+    assert caught.value.where == "seq 6"
+    assert caught.value.reason.startswith("not valid JSON")
