@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import multiprocessing as mp
+import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .common import (
@@ -81,9 +83,21 @@ def prepare(url: str, clients: int) -> list[int]:
         engine.dispose()
 
 
+def _backend_cpu(pid: int | None) -> float | None:
+    """CPU seconds a local PostgreSQL backend has used so far (from /proc), if it can be read."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _client(url: str, holder: int, start: Any, stop_at: Any, out: Any) -> None:
-    """One client process: retire 1 t per transaction until ``stop_at``; report the count and
-    the lock hold times."""
+    """One client process: retire 1 t per transaction until ``stop_at``; report the count,
+    the lock hold times, and the CPU seconds it and its server backend used meanwhile."""
+    from sqlalchemy import text
     from sqlalchemy.orm import Session
 
     from ledger import journal, operations
@@ -103,28 +117,44 @@ def _client(url: str, holder: int, start: Any, stop_at: Any, out: Any) -> None:
     try:
         with Session(engine) as s, s.begin():  # connect and warm up, untimed
             operations.retire(s, account_id=holder, quantity=1, **RETIRE_ARGS)
+            backend = s.execute(text("SELECT pg_backend_pid()")).scalar()
         locked.clear()
         start.wait()
         while not stop_at.value:  # the parent sets the deadline once everyone is ready
             time.sleep(0.0005)
         count = 0
         deadline = stop_at.value
+        cpu, server = time.process_time(), _backend_cpu(backend)
         while time.time() < deadline:
             with Session(engine) as s:
                 with s.begin():
                     operations.retire(s, account_id=holder, quantity=1, **RETIRE_ARGS)
                 holds.append(time.perf_counter() - locked[-1])
             count += 1
-        out.put((count, time.time(), holds, None))
+        server_after = _backend_cpu(backend)
+        used = (time.process_time() - cpu,
+                None if server is None or server_after is None else server_after - server)
+        out.put((count, time.time(), holds, used, None))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
-        out.put((0, time.time(), [], f"{type(exc).__name__}: {exc}"))
+        out.put((0, time.time(), [], (0.0, None), f"{type(exc).__name__}: {exc}"))
     finally:
         journal.locked_head_checking = real  # type: ignore[assignment]
         engine.dispose()
 
 
-def phase(url: str, holders: list[int], seconds: float) -> tuple[float, list[float], int]:
-    """Run ``len(holders)`` client processes at once for ``seconds``; (rate, hold times, ops)."""
+@dataclass(frozen=True)
+class Phase:
+    rate: float
+    holds: list[float]
+    ops: int
+    client_cpu: float
+    """CPU seconds the clients used, all together."""
+    server_cpu: float | None
+    """CPU seconds their PostgreSQL backends used (None when /proc could not tell)."""
+
+
+def phase(url: str, holders: list[int], seconds: float) -> Phase:
+    """Run ``len(holders)`` client processes at once for ``seconds``."""
     ctx = mp.get_context("fork")
     start = ctx.Barrier(len(holders) + 1)
     stop_at = ctx.Value("d", 0.0)
@@ -148,8 +178,10 @@ def phase(url: str, holders: list[int], seconds: float) -> tuple[float, list[flo
         raise BenchmarkError(f"a client failed: {errors[0]}")
     ops = sum(count for count, *_ in results)
     ended = max(finished for _, finished, *_ in results)
-    holds = [h for *_, hs, _ in results for h in hs]
-    return ops / (ended - began), holds, ops
+    holds = [h for _, _, hs, _, _ in results for h in hs]
+    servers = [used[1] for *_, used, _ in results]
+    return Phase(ops / (ended - began), holds, ops, sum(used[0] for *_, used, _ in results),
+                 None if None in servers else sum(s for s in servers if s is not None))
 
 
 def bench(report: Report, url: str, sizes: Sizes, clients: int) -> None:
@@ -162,14 +194,16 @@ def bench(report: Report, url: str, sizes: Sizes, clients: int) -> None:
     single, many = holders[:1], holders[1:]
     rates: dict[str, list[float]] = {"one": [], "many": []}
     holds: dict[str, list[float]] = {"one": [], "many": []}
+    phases: dict[str, list[Phase]] = {"one": [], "many": []}
     total = 0
     for r in range(sizes.rounds):
         order = ["one", "many"] if r % 2 == 0 else ["many", "one"]
         for name in order:
-            rate, held, ops = phase(url, single if name == "one" else many, sizes.seconds)
-            rates[name].append(rate)
-            holds[name].extend(held)
-            total += ops
+            done = phase(url, single if name == "one" else many, sizes.seconds)
+            phases[name].append(done)
+            rates[name].append(done.rate)
+            holds[name].extend(done.holds)
+            total += done.ops
         report.progress(f"round {r + 1}: 1 client {rates['one'][-1]:,.0f}/s, {clients} clients "
                         f"{rates['many'][-1]:,.0f}/s")
     engine = make_engine(url)
@@ -191,8 +225,28 @@ def bench(report: Report, url: str, sizes: Sizes, clients: int) -> None:
         f"chain-head lock held per retirement (median, from the locked read to the end of the "
         f"commit): {one:.2f} ms with 1 client, {many_holds:.2f} ms with {clients}; a ceiling of "
         f"{1000 / many_holds:,.0f} retirements/s at that hold time")
+    ceiling = cpu_ceiling(phases["one"], statistics.median(rates["one"]))
+    if ceiling:
+        result.notes.append(ceiling)
     result.notes.append(f"{total:,} timed retirements; the ledger verified afterwards "
                         f"({verified.entries:,} entries)")
+
+
+def cpu_ceiling(single: list[Phase], rate: float) -> str | None:
+    """What this machine's CPUs allow at best: the CPU one retirement costs (client and server
+    backend, from the single-client phases) against the CPUs there are. No number of clients
+    can retire faster than that, however short the lock is held."""
+    ops = sum(p.ops for p in single)
+    if not ops or any(p.server_cpu is None for p in single):
+        return None
+    client = sum(p.client_cpu for p in single) / ops
+    server = sum(p.server_cpu or 0.0 for p in single) / ops
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    best = (cpus or 1) / (client + server)
+    return (f"CPU per retirement with 1 client: {client * 1e3:.2f} ms in the client and "
+            f"{server * 1e3:.2f} ms in its PostgreSQL backend; on this machine's {cpus} CPUs "
+            f"no number of clients can retire more than {best:,.0f}/s, "
+            f"{best / rate:.2f}x the single client")
 
 
 def main(argv: list[str] | None = None) -> int:
