@@ -56,11 +56,13 @@ matches."""
 _CSRF_FIELD = f'value="{CSRF_PLACEHOLDER}"'
 
 
-def _with_token(html: str, token: str) -> str:
-    return html.replace(_CSRF_FIELD, f'value="{token}"')
 DEFAULT_STOCK_SECONDS = 5.0
 DEFAULT_SECONDS = 300.0
 """How long a page whose state is exact is kept at most (memory, not correctness)."""
+
+
+def _with_token(html: str, token: str) -> str:
+    return html.replace(_CSRF_FIELD, f'value="{token}"')
 
 
 class Store(Protocol):

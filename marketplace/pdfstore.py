@@ -26,14 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.schema import OriginRecord
-
 from .database import db
 from .models.rendered import CertificatePdf
+from .pagecache import origin_head
 
 RENDER_VERSION = "1"
 """Bump when the certificate print templates change, so stored PDFs are rendered again."""
@@ -51,16 +50,12 @@ def digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(f"{RENDER_VERSION}\n{body}".encode()).hexdigest()
 
 
-def _origin_head() -> Any:
-    return select(func.coalesce(func.max(OriginRecord.seq), 0)).scalar_subquery()
-
-
-def stamp(erased: object, origin_head: object, site: str) -> str:
-    return f"{RENDER_VERSION}|{bool(erased)}|{origin_head or 0}|{site}"[:300]
+def stamp(erased: object, origin_seq: object, site: str) -> str:
+    return f"{RENDER_VERSION}|{bool(erased)}|{origin_seq or 0}|{site}"[:300]
 
 
 def _current(session: Session, erased: Any, site: str) -> str:
-    erased_now, origin_now = session.execute(select(erased, _origin_head())).one()
+    erased_now, origin_now = session.execute(select(erased, origin_head())).one()
     return stamp(erased_now, origin_now, site)
 
 
@@ -68,7 +63,7 @@ def stored(session: Session, kind: str, ref: str, site: str, erased: Any) -> Sto
     """The stored PDF if its stamp is current (one query), else None."""
     row = session.execute(
         select(CertificatePdf.pdf, CertificatePdf.digest, CertificatePdf.stamp, erased,
-               _origin_head())
+               origin_head())
         .where(CertificatePdf.kind == kind, CertificatePdf.ref == ref)
     ).first()
     if row is None or row[2] != stamp(row[3], row[4], site):
