@@ -249,6 +249,10 @@ class Replay:
     """Pool retirement seq -> its pool, tonnes and grams allocated so far."""
     allocations: dict[tuple[int, int], Allocation] = field(default_factory=dict)
     """(allocate entry seq, position) -> the allocation."""
+    _moves: int = field(default=0, repr=False, compare=False)
+    """How many entries have moved blocks: the unspent blocks are worked out once per value."""
+    _unspent: tuple[int, list[ReplayedBlock]] | None = field(default=None, repr=False,
+                                                             compare=False)
 
     def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
         """Check and apply one entry; return its parsed record.
@@ -322,6 +326,7 @@ class Replay:
         for block in created:
             blocks[block.id] = ReplayedBlock(block, seq)
         self.next_block += len(created)
+        self._moves += 1
 
     def _issue(self, seq: int, record: Issue, vintage_start: str, vintage_end: str,
                issued: str) -> None:
@@ -471,12 +476,22 @@ class Replay:
 
     # -- results ------------------------------------------------------------------------
 
+    def unspent(self) -> list[ReplayedBlock]:
+        """The blocks no entry has spent, oldest first. The checks and totals after a replay
+        each walk them, and at a million entries they are half of every block ever made: the
+        walk over every block is made once for them all (and again only once blocks move)."""
+        cached = self._unspent
+        if cached is None or cached[0] != self._moves:
+            cached = (self._moves, [block for block in self.blocks.values()
+                                    if block.spent_by is None])
+            self._unspent = cached
+        return cached[1]
+
     def check_coverage(self) -> None:
         """Invariant 1: per batch, the unspent blocks cover [first, last] exactly."""
         ranges: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for block in self.blocks.values():
-            if block.spent_by is None:
-                ranges[block.range.batch].append((block.range.first, block.range.last, block.created_by))
+        for block, created_by, _ in self.unspent():
+            ranges[block.batch].append((block.first, block.last, created_by))
         for batch in self.batches.values():
             expect = batch.first
             for first, last, created_by in sorted(ranges.get(batch.id, [])):
@@ -493,18 +508,16 @@ class Replay:
         result: dict[str, Totals] = {}
         for batch in self.batches.values():
             result.setdefault(batch.project, Totals()).issued += batch.last - batch.first + 1
-        for block in self.blocks.values():
-            if block.spent_by is not None:
-                continue
-            totals = result[self.batches[block.range.batch].project]
-            quantity = block.range.quantity
-            if block.range.state == "retired":
+        for block, _, _ in self.unspent():
+            totals = result[self.batches[block.batch].project]
+            quantity = block.last - block.first + 1
+            if block.state == "retired":
                 totals.retired += quantity
-            elif block.range.state == "cancelled":
+            elif block.state == "cancelled":
                 totals.cancelled += quantity
-            elif block.range.state == "frozen":
+            elif block.state == "frozen":
                 totals.frozen += quantity
-            elif block.range.account in self.buffer_accounts:
+            elif block.account in self.buffer_accounts:
                 totals.buffer += quantity
             else:
                 totals.tradable += quantity
@@ -517,8 +530,8 @@ class Replay:
         mirrored = {batch.id for batch in self.batches.values()
                     if batch.scheme in MIRRORED_REGISTRIES}
         result: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for block, created_by, spent_by in self.blocks.values():
-            if spent_by is None and block.state == "retired" and block.batch in mirrored:
+        for block, created_by, _ in self.unspent():
+            if block.state == "retired" and block.batch in mirrored:
                 result[block.batch].append((block.first, block.last, created_by))
         return result
 
@@ -533,8 +546,8 @@ class Replay:
         for batch in self.batches.values():
             if batch.scheme in MIRRORED_REGISTRIES:
                 result.setdefault(batch.project, OriginTotals())
-        for block, _, spent_by in self.blocks.values():
-            if spent_by is None and block.state == "frozen":
+        for block, _, _ in self.unspent():
+            if block.state == "frozen":
                 result[self.batches[block.batch].project].frozen += block.quantity
         for batch_id, retired in self._retired_by_batch().items():
             result[self.batches[batch_id].project].coverage.add(classify(

@@ -12,6 +12,7 @@ short one; and they check that every chunk size gives the same tree and totals.
 from __future__ import annotations
 
 import hashlib
+import marshal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,24 @@ def test_a_record_nested_too_deep_is_invalid_not_a_crash(
         verify_export(export, load_key(str(built.verifier)), workers=workers)
     assert caught.value.where == "seq 6"
     assert caught.value.reason.startswith("not valid JSON")
+
+
+def test_steps_of_plain_values_travel_packed_and_come_back_the_same(export: Path) -> None:
+    """A worker packs a chunk's steps with marshal when every one is plain values (transfers,
+    retirements, cancellations), and leaves a chunk holding a record object (an issue) as it
+    is; either way the main process replays the same steps."""
+    path = str(export / "journal.jsonl")
+    data = Path(path).read_bytes()
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    starts = [0, *ends[:-1]]
+    kinds = [Journal(export).entry(seq)["kind"] for seq in range(1, len(ends) + 1)]
+    plain = next(seq for seq in range(2, len(ends) - 1)
+                 if {kinds[seq - 1], kinds[seq]} <= {"transfer", "retire", "cancel"})
+    for seq, count, packed in ((1, 2, False), (plain, 2, True)):
+        start, end = starts[seq - 1], ends[seq + count - 2]
+        loose = verifier.check_chunk(path, start, end, seq, SIZE)
+        tight = verifier.check_chunk(path, start, end, seq, SIZE, pack=True)
+        assert isinstance(loose.steps, list) and loose.error is None
+        assert isinstance(tight.steps, bytes) is packed
+        assert (marshal.loads(tight.steps) if packed else tight.steps) == loose.steps
+        assert tight._replace(steps=None) == loose._replace(steps=None)
