@@ -253,6 +253,8 @@ class Replay:
     """How many entries have moved blocks: the unspent blocks are worked out once per value."""
     _unspent: tuple[int, list[ReplayedBlock]] | None = field(default=None, repr=False,
                                                              compare=False)
+    _retired: tuple[int, dict[int, list[tuple[int, int, int]]]] | None = field(
+        default=None, repr=False, compare=False)
 
     def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
         """Check and apply one entry; return its parsed record.
@@ -526,7 +528,15 @@ class Replay:
 
     def _retired_by_batch(self) -> dict[int, list[tuple[int, int, int]]]:
         """The unspent retired blocks of mirrored batches as (first, last, created_by), per
-        batch."""
+        batch (worked out once for the origin totals and the pending retirements, as
+        :meth:`unspent`)."""
+        cached = self._retired
+        if cached is None or cached[0] != self._moves:
+            cached = (self._moves, self._find_retired())
+            self._retired = cached
+        return cached[1]
+
+    def _find_retired(self) -> dict[int, list[tuple[int, int, int]]]:
         mirrored = {batch.id for batch in self.batches.values()
                     if batch.scheme in MIRRORED_REGISTRIES}
         result: dict[int, list[tuple[int, int, int]]] = defaultdict(list)

@@ -342,6 +342,10 @@ def classify(ranges: Sequence[tuple[int, int]], origin: Sequence[tuple[int, int,
     that is ours are covered, inside one that is not are in conflict, the rest pending."""
     result = Coverage()
     records = sorted(origin)
+    if not records:  # the origin shows nothing yet: every serial is pending (the loop's answer)
+        result.pending_ranges = sorted(ranges)
+        result.pending = sum(last - first + 1 for first, last in result.pending_ranges)
+        return result
     for first, last in sorted(ranges):
         cursor = first
         for o_first, o_last, ours in records:

@@ -244,6 +244,16 @@ def test_classify_partial_and_adjacent_ranges() -> None:
     assert classify([(1, 3)], [(1, 3, True)]).status == "covered"
 
 
+def test_classify_with_nothing_at_origin_keeps_every_range_pending_in_order() -> None:
+    result = classify([(20, 29), (1, 10), (11, 11)], [])
+    assert (result.covered, result.conflict, result.pending) == (0, 0, 21)
+    assert result.pending_ranges == [(1, 10), (11, 11), (20, 29)]
+    assert result.covered_ranges == result.conflict_ranges == []
+    # The same answer as with a record that touches none of them.
+    far = classify([(20, 29), (1, 10), (11, 11)], [(100, 200, True)])
+    assert (far.pending, far.pending_ranges) == (result.pending, result.pending_ranges)
+
+
 def test_names_match_whole_words_only() -> None:
     names = ("Selva", "Selva Marketplace")
     assert names_match(names, "Selva customers, see selva.example/registry")
