@@ -244,11 +244,12 @@ def plan_spend(
             raise InsufficientCreditsError(f"block {block.id} is not a tradable block of the holder")
         if remaining == 0:
             raise InsufficientCreditsError(f"block {block.id} is spent but not needed")
-        take = min(remaining, block.quantity)
+        size = block.last - block.first + 1
+        take = remaining if remaining < size else size
         head_last = block.first + take - 1
         created.append(BlockRange(new_id, block.batch, to_account, block.first, head_last, to_state))
         new_id += 1
-        if take < block.quantity:
+        if take < size:
             if position != len(inputs) - 1:
                 raise InsufficientCreditsError("only the last block spent may be split")
             created.append(
