@@ -249,12 +249,14 @@ class Replay:
     """Pool retirement seq -> its pool, tonnes and grams allocated so far."""
     allocations: dict[tuple[int, int], Allocation] = field(default_factory=dict)
     """(allocate entry seq, position) -> the allocation."""
-    _moves: int = field(default=0, repr=False, compare=False)
-    """How many entries have moved blocks: the unspent blocks are worked out once per value."""
-    _unspent: tuple[int, list[ReplayedBlock]] | None = field(default=None, repr=False,
-                                                             compare=False)
+    _moves: int = field(default=0, init=False, repr=False, compare=False)
+    """Counts the entries that could move blocks or add batches (every one that reaches
+    ``_commit_blocks``): what :meth:`unspent` and the origin figures work out is kept for as
+    long as it stays the same."""
+    _unspent: tuple[int, tuple[ReplayedBlock, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
     _retired: tuple[int, dict[int, list[tuple[int, int, int]]]] | None = field(
-        default=None, repr=False, compare=False)
+        default=None, init=False, repr=False, compare=False)
 
     def apply(self, seq: int, record: bytes, stated_hash: str) -> dict[str, Any]:
         """Check and apply one entry; return its parsed record.
@@ -478,14 +480,14 @@ class Replay:
 
     # -- results ------------------------------------------------------------------------
 
-    def unspent(self) -> list[ReplayedBlock]:
+    def unspent(self) -> tuple[ReplayedBlock, ...]:
         """The blocks no entry has spent, oldest first. The checks and totals after a replay
         each walk them, and at a million entries they are half of every block ever made: the
         walk over every block is made once for them all (and again only once blocks move)."""
         cached = self._unspent
         if cached is None or cached[0] != self._moves:
-            cached = (self._moves, [block for block in self.blocks.values()
-                                    if block.spent_by is None])
+            cached = (self._moves, tuple(block for block in self.blocks.values()
+                                         if block.spent_by is None))
             self._unspent = cached
         return cached[1]
 

@@ -343,8 +343,9 @@ def classify(ranges: Sequence[tuple[int, int]], origin: Sequence[tuple[int, int,
     that is ours are covered, inside one that is not are in conflict, the rest pending."""
     result = Coverage()
     records = sorted(origin)
-    if not records:  # the origin shows nothing yet: every serial is pending (the loop's answer)
-        result.pending_ranges = sorted(ranges)
+    if not records:  # the origin shows nothing yet: the loop's answer, without its inner walk
+        result.pending_ranges = [(first, last) for first, last in sorted(ranges)
+                                 if first <= last]
         result.pending = sum(last - first + 1 for first, last in result.pending_ranges)
         return result
     for first, last in sorted(ranges):

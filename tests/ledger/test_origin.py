@@ -252,6 +252,10 @@ def test_classify_with_nothing_at_origin_keeps_every_range_pending_in_order() ->
     # The same answer as with a record that touches none of them.
     far = classify([(20, 29), (1, 10), (11, 11)], [(100, 200, True)])
     assert (far.pending, far.pending_ranges) == (result.pending, result.pending_ranges)
+    # An empty or inverted range holds no serial, with or without records at origin.
+    for origin in ([], [(100, 200, True)]):
+        odd = classify([(5, 1), (3, 4)], origin)
+        assert (odd.pending, odd.pending_ranges) == (2, [(3, 4)])
 
 
 def test_names_match_whole_words_only() -> None:
