@@ -7,6 +7,7 @@ story. These pages only read: they never create the inventory account or anythin
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, request, url_for
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, contains_eager
 
 from ledger import queries
@@ -311,11 +312,17 @@ def facets(offers: list[Offer]) -> Facets:
 # -- views ---------------------------------------------------------------------------------
 
 
+@functools.cache
+def _stock_state() -> Select[Any]:
+    """What a page showing stock depends on: the ledger and the listings (one query, built
+    once)."""
+    return select(pagecache.head_seq(), *pagecache.listings_changed())
+
+
 def _stock_page(render: Callable[[], str]) -> str | Response:
     """A page showing listings and their stock: cached until the ledger or a listing changes,
     and at most ``PAGE_STOCK_SECONDS`` (reservations)."""
-    return pagecache.page([pagecache.head_seq(), *pagecache.listings_changed()], render,
-                          stock=True)
+    return pagecache.page(_stock_state(), render, stock=True)
 
 
 @bp.get("/")

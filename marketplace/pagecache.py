@@ -40,7 +40,7 @@ from cachetools import TTLCache
 from flask import Flask, Response, current_app, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, Select, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ledger.schema import Allocation, Beneficiary, ChainHead, OriginRecord, SignedCheckpoint
@@ -198,12 +198,18 @@ def stock_seconds() -> float:
 # -- serving --------------------------------------------------------------------------------------
 
 
-def _state(depends: Sequence[ColumnElement[Any]]) -> tuple[Any, ...]:
+Depends = Select[Any] | Sequence[ColumnElement[Any]]
+"""What a page depends on: the columns of one query, or that query (built once, for a page
+whose dependencies take no argument: SQLAlchemy keeps a statement's cache key, so running the
+same statement object again costs about a third less than building it anew)."""
+
+
+def _state(depends: Depends) -> tuple[Any, ...]:
     """One query. On PostgreSQL it runs outside a transaction (autocommit: one round trip, no
     BEGIN or COMMIT; a single statement sees one snapshot either way), on an engine of its own
     that does not ping each connection it checks out: a connection the server dropped fails
     the query, the pool is renewed, and the query is tried once more."""
-    statement = select(*depends)
+    statement = depends if isinstance(depends, Select) else select(*depends)
     if not current_app.config.get("DATABASE_BIND"):
         engine = _state_engine(db.mode())
         if engine is not None:
@@ -259,7 +265,7 @@ def _variant() -> tuple[Any, ...]:
             len(session.get("cart") or ()))
 
 
-def page(depends: Sequence[ColumnElement[Any]], render: Callable[[], str | Response], *,
+def page(depends: Depends, render: Callable[[], str | Response], *,
          stock: bool = False) -> str | Response:
     """Serve the page ``render`` makes, from the cache while ``depends`` reads the same.
 

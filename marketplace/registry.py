@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import json
 import warnings
@@ -118,8 +119,14 @@ def holder_label(kind: str | None) -> str:
 def index() -> str | Response:
     """The registry's totals, projects and latest entries: cached until an entry is added, a
     checkpoint signed or a project registered."""
-    return pagecache.page([pagecache.head_seq(), pagecache.signed_size(),
-                           select(func.count(Project.id)).scalar_subquery()], _index)
+    return pagecache.page(_index_state(), _index)
+
+
+@functools.cache
+def _index_state() -> Select[Any]:
+    """What the registry overview depends on (one query, built once)."""
+    return select(pagecache.head_seq(), pagecache.signed_size(),
+                  select(func.count(Project.id)).scalar_subquery())
 
 
 def _index() -> str:
