@@ -315,7 +315,7 @@ def facets(offers: list[Offer]) -> Facets:
 @functools.cache
 def _stock_state() -> Select[Any]:
     """What a page showing stock depends on: the ledger and the listings (one query, built
-    once)."""
+    once, shared by every thread: run it as it is, never build on it; see ``pagecache``)."""
     return select(pagecache.head_seq(), *pagecache.listings_changed())
 
 

@@ -144,7 +144,10 @@ def store() -> Store:
 
 
 # The parameterless ones are built once: SQL expressions never change, and building them again
-# for every request cost more than a tenth of a cached page.
+# for every request cost more than a tenth of a cached page. They are shared by every thread:
+# put them in a new statement as they are, but never build on them (``.where``, ``.options``):
+# SQLAlchemy notes what it has memoized on an object without a lock, and a statement derived
+# from one being compiled for the first time in another thread could take a wrong cache key.
 
 
 @functools.cache

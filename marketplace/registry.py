@@ -124,7 +124,8 @@ def index() -> str | Response:
 
 @functools.cache
 def _index_state() -> Select[Any]:
-    """What the registry overview depends on (one query, built once)."""
+    """What the registry overview depends on (one query, built once, shared by every thread:
+    run it as it is, never build on it; see ``pagecache``)."""
     return select(pagecache.head_seq(), pagecache.signed_size(),
                   select(func.count(Project.id)).scalar_subquery())
 
