@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_app_context
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.session import SessionTransactionOrigin
 
@@ -40,6 +40,31 @@ class WebSession(Session):
                 raise RuntimeError("changes were made outside a transaction block")
             self.commit()
         return super().begin(nested=nested)
+
+
+# Within a transaction, every object the session loads or writes is held, not only weakly
+# referenced by its identity map. Otherwise an object nothing else holds any more (a listing
+# read to check a quote's line, then dropped) is gone by the time the same transaction asks for
+# it again, and ``session.get`` or a lazy relationship reads it again: an API quote made
+# 20 statements, four of them such reads. Held only until the transaction ends, so a session
+# that lives long (the worker's) does not grow, and a later transaction reads afresh as before.
+
+
+def _held(session: Session) -> list[object]:
+    held: list[object] = session.info.setdefault("selva_held", [])
+    return held
+
+
+@event.listens_for(WebSession, "loaded_as_persistent")
+@event.listens_for(WebSession, "pending_to_persistent")
+def _hold(session: Session, instance: object) -> None:
+    _held(session).append(instance)
+
+
+@event.listens_for(WebSession, "after_transaction_end")
+def _let_go(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop("selva_held", None)
 
 
 class ModeUnavailable(RuntimeError):
