@@ -192,20 +192,16 @@ def bench(report: Report, url: str, sizes: Sizes, clients: int) -> None:
 
     holders = prepare(url, clients)
     single, many = holders[:1], holders[1:]
-    rates: dict[str, list[float]] = {"one": [], "many": []}
-    holds: dict[str, list[float]] = {"one": [], "many": []}
     phases: dict[str, list[Phase]] = {"one": [], "many": []}
-    total = 0
     for r in range(sizes.rounds):
         order = ["one", "many"] if r % 2 == 0 else ["many", "one"]
         for name in order:
-            done = phase(url, single if name == "one" else many, sizes.seconds)
-            phases[name].append(done)
-            rates[name].append(done.rate)
-            holds[name].extend(done.holds)
-            total += done.ops
-        report.progress(f"round {r + 1}: 1 client {rates['one'][-1]:,.0f}/s, {clients} clients "
-                        f"{rates['many'][-1]:,.0f}/s")
+            phases[name].append(phase(url, single if name == "one" else many, sizes.seconds))
+        report.progress(f"round {r + 1}: 1 client {phases['one'][-1].rate:,.0f}/s, {clients} "
+                        f"clients {phases['many'][-1].rate:,.0f}/s")
+    rates = {name: [p.rate for p in done] for name, done in phases.items()}
+    holds = {name: [h for p in done for h in p.holds] for name, done in phases.items()}
+    total = sum(p.ops for done in phases.values() for p in done)
     engine = make_engine(url)
     try:
         with Session(engine) as s:

@@ -282,6 +282,19 @@ class Frontier:
         self.size += 1
         return nodes
 
+    def join(self, height: int, root: bytes) -> None:
+        """Append a perfect subtree of ``2**height`` leaves, given its root, where the tree's
+        size is a multiple of ``2**height``: it merges with the frontier as a leaf does, a
+        level up (the offline verifier joins one subtree per chunk of entries)."""
+        if height < 0 or self.size & ((1 << height) - 1):
+            raise ValueError(f"a subtree of 2**{height} leaves cannot start at leaf {self.size}")
+        merged = self.size >> height
+        while merged & 1:
+            root = node_hash(self.hashes.pop(), root)
+            merged >>= 1
+        self.hashes.append(root)
+        self.size += 1 << height
+
     def root(self) -> bytes:
         """The tree head (MTH) of the leaves so far."""
         if not self.hashes:

@@ -527,7 +527,6 @@ class Replay:
                 totals.tradable += quantity
         return result
 
-
     def _retired_by_batch(self) -> dict[int, list[tuple[int, int, int]]]:
         """The unspent retired blocks of mirrored batches as (first, last, created_by), per
         batch (worked out once for the origin totals and the pending retirements, as

@@ -182,13 +182,13 @@ def _verify_export(directory: Path, key: str, origin: str, progress: Progress | 
                    workers: int | None = None, chunk: int | None = None) -> Summary:
     checkpoint = _open_checkpoint(directory / bundle.CHECKPOINT, key, origin)
     state = Replay()
-    size, roots, journal_sha256 = _replay_journal(directory / bundle.JOURNAL, state,
-                                                  checkpoint.size, progress, workers, chunk)
+    tree, journal_sha256 = _replay_journal(directory / bundle.JOURNAL, state, checkpoint.size,
+                                           progress, workers, chunk)
     if state.seq < checkpoint.size:
         raise Invalid(f"seq {state.seq + 1}", f"is missing: the signed checkpoint covers "
                                               f"{checkpoint.size} entries, the journal ends at "
                                               f"{state.seq} (truncated?)")
-    if Frontier(size, roots).root() != checkpoint.root:
+    if tree.root() != checkpoint.root:
         raise Invalid("checkpoint", "its root hash is not the journal's tree head: the log "
                                     "was forked or rewritten")
     try:
@@ -249,8 +249,7 @@ def check_chunk(path: str, start: int, end: int, first: int, covered: int,
     whose seq follows on and is covered by the checkpoint (``covered`` entries), the record's
     hash and form and every rule that needs nothing but the record (``replay.open_record``,
     ``replay.make_step``), the chain between its own entries, and the line's kind is the
-    record's. Hash its leaves into Merkle subtrees (RFC 9162: a leaf is SHA-256(0x00 ||
-    record), merged with the frontier's last root while the size before it ends in a 1 bit).
+    record's. Hash its leaves into Merkle subtrees (a ``merkle.Frontier`` of its own).
 
     Pure, and picklable both ways: the verifier runs it in a pool of processes, one chunk
     after another, and replays the steps in order in the main process. ``pack``: return the
@@ -262,9 +261,8 @@ def check_chunk(path: str, start: int, end: int, first: int, covered: int,
     tail = lines.pop()  # empty when the last line ends as every line must
     steps: list[Step] = []
     append = steps.append
-    sha256 = hashlib.sha256
-    roots: list[bytes] = []
-    size = 0
+    tree = Frontier()
+    join = tree.join
     seq = first - 1
     head = ""
     first_prev: tuple[object, ...] = ()
@@ -295,19 +293,14 @@ def check_chunk(path: str, start: int, end: int, first: int, covered: int,
                 # Reported once the step is replayed, as a broken rule of the entry comes first.
                 raise Invalid(f"seq {seq}", "the line's kind differs from its record's")
             head = digest
-            node = sha256(b"\x00" + record).digest()
-            merged = size
-            while merged & 1:
-                node = sha256(b"\x01" + roots.pop() + node).digest()
-                merged >>= 1
-            roots.append(node)
-            size += 1
+            join(0, leaf_hash(record))
         if tail:
             raise Invalid(f"seq {seq + 1}", "the last line is cut short (the file is truncated)")
     except Invalid as exc:
-        return Chunk(first, _pack(steps) if pack else steps, head, first_prev, size, roots,
-                     (exc.where, exc.reason))
-    return Chunk(first, _pack(steps) if pack else steps, head, first_prev, size, roots, None)
+        return Chunk(first, _pack(steps) if pack else steps, head, first_prev, tree.size,
+                     tree.hashes, (exc.where, exc.reason))
+    return Chunk(first, _pack(steps) if pack else steps, head, first_prev, tree.size,
+                 tree.hashes, None)
 
 
 def _pack(steps: list[Step]) -> list[Step] | bytes:
@@ -349,9 +342,9 @@ def _workers(requested: int | None) -> int:
 
 def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress | None = None,
                     workers: int | None = None, chunk: int | None = None
-                    ) -> tuple[int, list[bytes], str]:
+                    ) -> tuple[Frontier, str]:
     """Check and replay every line of the journal into ``state``, in order; return the Merkle
-    tree's size and frontier (as ``merkle.Frontier`` holds it) and the SHA-256 of the file.
+    tree's frontier and the SHA-256 of the file.
 
     Lines are checked on their own in chunks (:func:`check_chunk`), by a pool of ``workers``
     processes when there is more than one chunk and more than one worker, while this process
@@ -364,8 +357,7 @@ def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress 
     chunk = chunk or CHUNK
     if chunk < 1 or chunk & (chunk - 1):
         raise ValueError("the chunk size must be a power of two")
-    roots: list[bytes] = []
-    size = 0
+    tree = Frontier()
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -373,7 +365,7 @@ def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress 
     with handle:
         length = os.fstat(handle.fileno()).st_size
         if length == 0:
-            return 0, roots, hashlib.sha256().hexdigest()
+            return tree, hashlib.sha256().hexdigest()
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as journal:
             ranges = _chunks(journal, length, chunk)
             opening = next(ranges)
@@ -390,14 +382,14 @@ def _replay_journal(path: Path, state: Replay, covered: int, progress: Progress 
             try:
                 for result in (_in_pool(pool, tasks, 2 * workers) if pool is not None
                                else (check_chunk(*task) for task in tasks)):
-                    size = _apply_chunk(state, result, roots, size)
+                    _apply_chunk(state, result, tree)
                     if progress is not None:
-                        progress(size, covered)
+                        progress(tree.size, covered)
             finally:
                 if pool is not None:
                     pool.shutdown(cancel_futures=True)
                 hasher.join()
-            return size, roots, digest.hexdigest()
+            return tree, digest.hexdigest()
 
 
 _START = "fork" if sys.platform == "linux" else "spawn"
@@ -420,9 +412,9 @@ def _in_pool(pool: ProcessPoolExecutor,
         yield result
 
 
-def _apply_chunk(state: Replay, chunk: Chunk, roots: list[bytes], size: int) -> int:
-    """Replay one checked chunk onto ``state`` and merge its subtrees into the frontier
-    ``roots`` of a tree of ``size`` leaves; return the new size. Raise at its first fault."""
+def _apply_chunk(state: Replay, chunk: Chunk, tree: Frontier) -> None:
+    """Replay one checked chunk onto ``state`` and join its subtrees to ``tree``. Raise at its
+    first fault."""
     if chunk.first_prev:
         try:
             check_prev(chunk.first_prev[0], state.head)
@@ -442,22 +434,11 @@ def _apply_chunk(state: Replay, chunk: Chunk, roots: list[bytes], size: int) -> 
         state.head = chunk.head
     if chunk.error is not None:
         raise Invalid(*chunk.error)
-    # The chunk's subtrees, tallest first, join the tree as leaves do (``Frontier.append``),
-    # a level up for each doubling: the chunk began where the tree's size is a multiple of
-    # the chunk size, so each subtree lands on a boundary of its own height.
-    sha256 = hashlib.sha256
-    height = chunk.size.bit_length()
-    for node in chunk.roots:
-        height -= 1
-        while not chunk.size >> height & 1:
-            height -= 1
-        merged = size >> height
-        while merged & 1:
-            node = sha256(b"\x01" + roots.pop() + node).digest()
-            merged >>= 1
-        roots.append(node)
-        size += 1 << height
-    return size
+    # The chunk began where the tree's size is a multiple of the chunk size, so its subtrees,
+    # tallest first (one per 1 bit of its size), each start on a boundary of their own height.
+    heights = [bit for bit in reversed(range(chunk.size.bit_length())) if chunk.size >> bit & 1]
+    for height, root in zip(heights, chunk.roots, strict=True):
+        tree.join(height, root)
 
 
 def _open_checkpoint(path: Path, key: str, origin: str) -> Checkpoint:

@@ -50,15 +50,10 @@ class WebSession(Session):
 # that lives long (the worker's) does not grow, and a later transaction reads afresh as before.
 
 
-def _held(session: Session) -> list[object]:
-    held: list[object] = session.info.setdefault("selva_held", [])
-    return held
-
-
 @event.listens_for(WebSession, "loaded_as_persistent")
 @event.listens_for(WebSession, "pending_to_persistent")
 def _hold(session: Session, instance: object) -> None:
-    _held(session).append(instance)
+    session.info.setdefault("selva_held", []).append(instance)
 
 
 @event.listens_for(WebSession, "after_transaction_end")

@@ -484,3 +484,26 @@ def test_frontier_refuses_a_wrong_shape() -> None:
         merkle_module.Frontier(3, [b"\0" * 32])
     with pytest.raises(ValueError):
         merkle_module.Frontier.from_bytes(1, b"\0" * 31)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5), max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_frontier_joins_perfect_subtrees_as_their_leaves_would(heights: list[int]) -> None:
+    """Subtrees joined where they fit give the tree their leaves appended one by one give."""
+    joined = merkle_module.Frontier()
+    leaves: list[bytes] = []
+    for height in heights:
+        if joined.size % (1 << height):
+            with pytest.raises(ValueError, match="cannot start"):
+                joined.join(height, b"\0" * 32)
+            continue
+        part = [merkle_module.leaf_hash(len(leaves + [b""] * i).to_bytes(4, "big"))
+                for i in range(1 << height)]
+        joined.join(height, merkle_module.root_from_leaf_hashes(part))
+        leaves.extend(part)
+    assert joined.size == len(leaves)
+    assert joined.root() == merkle_module.root_from_leaf_hashes(leaves)
+    appended = merkle_module.Frontier()
+    for leaf in leaves:
+        appended.append(leaf)
+    assert joined.hashes == appended.hashes

@@ -124,8 +124,8 @@ def test_the_main_process_keeps_the_state_of_every_chunk(export: Path, built: Bu
     for seq in range(1, SIZE + 1):
         serial.apply(seq, journal.entry(seq)["record"].encode("utf-8"), journal.hash(seq))
     state = Replay()
-    size, roots, _ = verifier._replay_journal(export / "journal.jsonl", state, SIZE, workers=2)
-    assert size == SIZE and POOLED
+    tree, _ = verifier._replay_journal(export / "journal.jsonl", state, SIZE, workers=2)
+    assert tree.size == SIZE and POOLED
     assert (state.seq, state.head, state.blocks, state.batches, state.retirements,
             state.origin_records, state.labels, state.next_block) == \
         (serial.seq, serial.head, serial.blocks, serial.batches, serial.retirements,
